@@ -1,0 +1,37 @@
+# The project's interface: CI and the README call exactly these targets.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: help setup generate check lint test reports clean
+
+help:
+	@echo "make test      set up, lint and run every test (what .ci/run and CI run)"
+	@echo "make reports   set up and run the main job (artifacts checked; reports in rendered/)"
+	@echo "make generate  re-emit dashboards/, rules/, runbooks/ from the catalogue"
+	@echo "make check     fail when committed artifacts differ from the catalogue"
+	@echo "make lint      ruff, and the PromQL lint of rules and dashboards"
+
+setup:
+	@scripts/setup.sh
+
+generate: setup
+	$(BIN)/obslib emit
+
+check: setup
+	$(BIN)/obslib emit --check
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/obslib lint
+
+test: lint
+	$(BIN)/python -m pytest
+
+reports: setup
+	$(BIN)/obslib emit --check
+	$(BIN)/obslib lint
+
+clean:
+	rm -rf rendered/*.html rendered/*.json .pytest_cache

@@ -1,0 +1,84 @@
+"""The ``obslib`` command: a thin layer of argument parsing over library functions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from obslib.errors import ObslibError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _catalogue(args: argparse.Namespace):
+    from obslib.catalogue import build_catalogue
+    from obslib.settings import load_settings
+
+    return build_catalogue(load_settings(args.values))
+
+
+def cmd_emit(args: argparse.Namespace) -> int:
+    """Write the artifacts, or with --check report drift and exit 1."""
+    from obslib.emit import check, emit
+
+    c = _catalogue(args)
+    root = Path(args.root)
+    if args.check:
+        drift = check(c, root)
+        if drift:
+            print(drift.report(), file=sys.stderr)
+            print("Run `make generate` (obslib emit) and commit the result.", file=sys.stderr)
+            return 1
+        print("artifacts are in step with the catalogue")
+        return 0
+    changed = emit(c, root)
+    for path in changed:
+        print(f"wrote {path}")
+    print(f"{len(changed)} file(s) changed" if changed else "no change")
+    return 0
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    """Lint what the catalogue renders against the exporters' metrics."""
+    from obslib.emit import lint_artifacts
+
+    problems = lint_artifacts(_catalogue(args))
+    for line in problems:
+        print(line)
+    print(f"{len(problems)} problem(s)" if problems else "lint clean")
+    return 1 if problems else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="obslib", description=__doc__)
+    parser.add_argument(
+        "--values", help="values file overriding obslib/values.yaml (or $OBSLIB_VALUES)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    emit = sub.add_parser("emit", help="emit dashboards, rules and runbook from the catalogue")
+    emit.add_argument("--check", action="store_true", help="exit 1 when committed artifacts differ")
+    emit.add_argument("--root", default=".", help="repository root (default: current directory)")
+    emit.set_defaults(handler=cmd_emit)
+
+    lint = sub.add_parser("lint", help="lint rendered rules and dashboards against the exporters")
+    lint.set_defaults(handler=cmd_lint)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``obslib`` console command."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ObslibError as exc:
+        print(f"obslib {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
