@@ -1,7 +1,9 @@
 """The documented columns of the DataFrames sources return and analyses take.
 
 One place defines them so Tempo, OTLP files and the test collector produce the same span
-frame, and analyses can rely on it. ``empty_frame(COLUMNS)`` gives a typed empty frame.
+frame, and analyses can rely on it. ``empty_frame(COLUMNS)`` gives a typed empty frame and
+``conform(frame, COLUMNS)`` orders and types a built one. Text columns hold Python ``str``
+(never None: absent text is ""); ``object`` columns hold dicts or lists.
 """
 
 from __future__ import annotations
@@ -10,20 +12,20 @@ import pandas as pd
 
 # One row per span (Tempo trace by id, OTLP JSON-lines or protobuf files, the test collector).
 SPAN_COLUMNS: dict[str, str] = {
-    "trace_id": "object",  # 32 lowercase hex characters
-    "span_id": "object",  # 16 lowercase hex characters
-    "parent_span_id": "object",  # 16 lowercase hex, or "" for a root span
-    "name": "object",  # span name, e.g. "nats.publish"
-    "kind": "object",  # SERVER | CLIENT | PRODUCER | CONSUMER | INTERNAL | UNSPECIFIED
-    "service_name": "object",  # resource attribute service.name ("" if absent)
-    "scope_name": "object",  # instrumentation scope name
+    "trace_id": "str",  # 32 lowercase hex characters
+    "span_id": "str",  # 16 lowercase hex characters
+    "parent_span_id": "str",  # 16 lowercase hex, or "" for a root span
+    "name": "str",  # span name, e.g. "nats.publish"
+    "kind": "str",  # SERVER | CLIENT | PRODUCER | CONSUMER | INTERNAL | UNSPECIFIED
+    "service_name": "str",  # resource attribute service.name ("" if absent)
+    "scope_name": "str",  # instrumentation scope name
     "start_ns": "int64",  # unix nanoseconds
     "end_ns": "int64",
     "duration_ns": "int64",  # end_ns - start_ns
-    "status_code": "object",  # UNSET | OK | ERROR
-    "status_message": "object",
-    "task_id": "object",  # attribute daedalus.task.id, "" if absent
-    "agent_type": "object",  # attribute agent_type, "" if absent
+    "status_code": "str",  # UNSET | OK | ERROR
+    "status_message": "str",
+    "task_id": "str",  # attribute daedalus.task.id, "" if absent
+    "agent_type": "str",  # attribute agent_type, "" if absent
     "attributes": "object",  # dict of span attributes (str -> str | int | float | bool | list)
     "resource_attributes": "object",  # dict of resource attributes
     "partial": "bool",  # the backend said the trace was cut (Tempo status PARTIAL)
@@ -31,9 +33,9 @@ SPAN_COLUMNS: dict[str, str] = {
 
 # One row per trace found by a TraceQL search (Tempo /api/search).
 TRACE_SUMMARY_COLUMNS: dict[str, str] = {
-    "trace_id": "object",  # 32 lowercase hex
-    "root_service_name": "object",  # "" when the root span was never received
-    "root_trace_name": "object",  # "" when the root span was never received
+    "trace_id": "str",  # 32 lowercase hex
+    "root_service_name": "str",  # "" when the root span was never received
+    "root_trace_name": "str",  # "" when the root span was never received
     "has_root": "bool",  # False when Tempo has not received the root span
     "start_ns": "int64",
     "duration_ms": "float64",  # NaN when unknown (no root)
@@ -45,26 +47,40 @@ TRACE_SUMMARY_COLUMNS: dict[str, str] = {
 LOG_COLUMNS: dict[str, str] = {
     "timestamp_ns": "int64",  # unix nanoseconds, as Loki returns them
     "time": "datetime64[ns, UTC]",
-    "line": "object",  # the raw log line
+    "line": "str",  # the raw log line
     "labels": "object",  # dict of stream labels
-    "level": "object",  # from the JSON line (or detected_level), "" if none
-    "msg": "object",
-    "trace_id": "object",  # lowercase hex or ""
-    "span_id": "object",
-    "task_id": "object",  # taskId / taskID / task_id / daedalus.task.id, whichever the line has
-    "agent_type": "object",  # agent_type field, or the app_kubernetes_io_component label
+    "level": "str",  # from the JSON line (or detected_level), "" if none
+    "msg": "str",
+    "trace_id": "str",  # lowercase hex or ""
+    "span_id": "str",
+    "task_id": "str",  # taskId / taskID / task_id / daedalus.task.id, whichever the line has
+    "agent_type": "str",  # agent_type field, or the app_kubernetes_io_component label
     "fields": "object",  # dict of every other JSON field
-    "parse_error": "object",  # "" when the line parsed as JSON, else why not
+    "parse_error": "str",  # "" when the line parsed as JSON, else why not
 }
 
 # One row per sample of a Prometheus matrix or vector; label columns are added per query.
 PROMETHEUS_COLUMNS: dict[str, str] = {
     "timestamp": "datetime64[ns, UTC]",
     "value": "float64",  # NaN, +Inf and -Inf are kept as floats
-    "series": "object",  # the series' labels as PromQL text, e.g. '{agent_type="claude"}'
+    "series": "str",  # the series' labels as PromQL text, e.g. '{agent_type="claude"}'
 }
 
 
 def empty_frame(columns: dict[str, str]) -> pd.DataFrame:
     """An empty frame with ``columns`` and their dtypes."""
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
+
+
+def conform(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """``frame`` with exactly ``columns``, in order, cast to their dtypes (extra columns kept last)."""
+    if frame.empty:
+        out = empty_frame(columns)
+        for extra in frame.columns.difference(list(columns)):
+            out[extra] = pd.Series(dtype=frame[extra].dtype)
+        return out
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"frame lacks documented columns: {missing}")
+    ordered = frame[[*columns, *[c for c in frame.columns if c not in columns]]]
+    return ordered.astype({name: dtype for name, dtype in columns.items() if dtype != "object"})
