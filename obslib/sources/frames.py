@@ -26,6 +26,7 @@ SPAN_COLUMNS: dict[str, str] = {
     "status_message": "str",
     "task_id": "str",  # attribute daedalus.task.id, "" if absent
     "agent_type": "str",  # attribute agent_type, "" if absent
+    "destination": "str",  # attribute messaging.destination.name (NATS subject), "" if absent
     "attributes": "object",  # dict of span attributes (str -> str | int | float | bool | list)
     "resource_attributes": "object",  # dict of resource attributes
     "partial": "bool",  # the backend said the trace was cut (Tempo status PARTIAL)

@@ -113,6 +113,7 @@ def _span_row(
         "status_message": status.get("message", ""),
         "task_id": str(attrs.get("daedalus.task.id", "")),
         "agent_type": str(attrs.get("agent_type", "")),
+        "destination": str(attrs.get("messaging.destination.name", "")),
         "attributes": attrs,
         "resource_attributes": resource,
         "partial": False,
