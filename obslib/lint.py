@@ -194,9 +194,9 @@ def lint_dashboard(dashboard: Mapping[str, Any], metrics: MetricCatalogue) -> li
             problems.append(Problem(where, f"datasource {datasource!r} is not a template variable"))
         for target in panel.get("targets", []):
             text = target.get("expr") or target.get("query") or ""
-            for var in sorted(variables_in(text) - set(defined) - set(BUILTIN_VARIABLES)):
-                problems.append(Problem(where, f"uses undefined variable ${var}"))
-            if "expr" not in target:
+            undefined = sorted(variables_in(text) - set(defined) - set(BUILTIN_VARIABLES))
+            problems += [Problem(where, f"uses undefined variable ${var}") for var in undefined]
+            if "expr" not in target or undefined:
                 continue
             for func, window in _LITERAL_WINDOW_RE.findall(text):
                 problems.append(

@@ -44,22 +44,48 @@ def to_json(obj: Any) -> str:
 
 
 def write_all_atomic(root: Path, files: Mapping[str, str]) -> None:
-    """Write every file or none: all temporaries first, then the renames."""
-    staged: list[tuple[str, Path]] = []
+    """Write every file or none.
+
+    All contents go to temporaries first; then each is renamed over its target, keeping a hard
+    link to the old file so that a failed rename rolls the earlier ones back.
+    """
+    staged: list[tuple[Path, Path]] = []
     try:
         for rel, text in files.items():
             path = root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            staged.append((tmp, path))
+            staged.append((Path(tmp), path))
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
-    except BaseException:
+        _replace_all(staged)
+    finally:
         for tmp, _ in staged:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
+
+
+def _replace_all(staged: list[tuple[Path, Path]]) -> None:
+    done: list[tuple[Path, Path | None]] = []
+    backups: list[Path] = []
+    try:
+        for tmp, path in staged:
+            backup = None
+            if path.exists():
+                backup = tmp.with_suffix(".old")
+                os.link(path, backup)
+                backups.append(backup)
+            os.replace(tmp, path)
+            done.append((path, backup))
+    except BaseException:
+        for path, backup in reversed(done):
+            if backup is None:
+                path.unlink(missing_ok=True)
+            else:
+                os.replace(backup, path)
         raise
-    for tmp, path in staged:
-        os.replace(tmp, path)
+    finally:
+        for backup in backups:
+            backup.unlink(missing_ok=True)
 
 
 def write_atomic(path: Path, text: str) -> None:
