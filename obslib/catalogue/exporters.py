@@ -107,7 +107,8 @@ def _metrics_for_version(
 
 @cache
 def _read(name: str) -> dict[str, Any]:
-    return yaml.safe_load((EXPORTERS_DIR / f"{name}.yaml").read_text())
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 10x faster
+    return yaml.load((EXPORTERS_DIR / f"{name}.yaml").read_text(), Loader=loader)
 
 
 def load_exporter(name: str, version: tuple[int, int] | None = None) -> Exporter:
