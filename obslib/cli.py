@@ -51,6 +51,40 @@ def cmd_lint(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    """Run the reference pipeline once; exit 1 when some task's result never came back."""
+    import os
+
+    from obslib.errors import ConfigError
+    from obslib.fleet import FaultPlan, run_fleet
+    from obslib.settings import load_settings
+
+    endpoint = args.collector or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not endpoint:
+        raise ConfigError(
+            "give --collector URL or set $OTEL_EXPORTER_OTLP_ENDPOINT (the base URL that "
+            "`obslib collector` prints)."
+        )
+    params = {
+        "dropped_hop": args.drop_hop,
+        "headers_dropped_on": tuple(args.headers_on) if args.headers_on else None,
+        "skewed_service": args.skew_service,
+        "skew_seconds": args.skew_seconds,
+    }
+    faults = FaultPlan.parse(args.fault, **{k: v for k, v in params.items() if v is not None})
+    run = run_fleet(
+        load_settings(args.values),
+        tasks=args.tasks,
+        collector_endpoint=endpoint,
+        out_dir=Path(args.out),
+        concurrency=args.concurrency,
+        faults=faults,
+        seed=args.seed,
+    )
+    print(run.describe())
+    return 1 if run.lost else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="obslib", description=__doc__)
@@ -66,6 +100,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     lint = sub.add_parser("lint", help="lint rendered rules and dashboards against the exporters")
     lint.set_defaults(handler=cmd_lint)
+
+    fleet = sub.add_parser(
+        "fleet", help="run the reference pipeline (NATS, proxy, agent CLIs) exporting over OTLP"
+    )
+    fleet.add_argument("--tasks", type=int, default=20, help="tasks to run (default 20)")
+    fleet.add_argument("--concurrency", type=int, default=8, help="tasks in flight (default 8)")
+    fleet.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME=SHARE",
+        help="inject a fault into a share of tasks (repeatable): stdio-context, nats-headers, "
+        "envelope-trace-id, span-dropped, duplicate-span-ids, clock-skew",
+    )
+    fleet.add_argument("--drop-hop", help="span-dropped: PASS1 hop key (default task_consume)")
+    fleet.add_argument(
+        "--headers-on",
+        action="append",
+        choices=("task_publish", "result_publish"),
+        help="nats-headers: publishes that lose their headers (default task_publish)",
+    )
+    fleet.add_argument("--skew-service", help="clock-skew: service.name (default daedalus-proxy)")
+    fleet.add_argument("--skew-seconds", type=float, help="clock-skew: shift (default 120)")
+    fleet.add_argument("--seed", type=int, default=1, help="seed of prompts and faults (1)")
+    fleet.add_argument("--collector", help="OTLP/HTTP base URL ($OTEL_EXPORTER_OTLP_ENDPOINT)")
+    fleet.add_argument("--out", required=True, help="directory for logs, metrics, fleet-run.json")
+    fleet.set_defaults(handler=cmd_fleet)
     return parser
 
 
