@@ -94,7 +94,8 @@ def generate(
     queues: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     counts: dict[str, int] = {}
     for agent in settings.agent_types:
-        tasks = simulate(agent_profile(agent), timeline, incidents["latency-regression"], rng)
+        regressions = [incidents["latency-regression"], incidents["slow-cold-starts"]]
+        tasks = simulate(agent_profile(agent), timeline, regressions, rng)
         counts[agent] = len(tasks)
         series += contract_series(tasks, timeline, outage, label)
         series += worker_series(

@@ -1,7 +1,7 @@
 """The scenario of a synthetic history: its time grid, load, agent profiles and incidents.
 
 Everything is deterministic for a seed. Incidents are scripted, one per Pass-1 alert plus a
-latency regression in one agent type, and written to a ground-truth file so alert backtests and
+latency regression in one agent type and a window of slow cold starts, and written to a ground-truth file so alert backtests and
 notebooks can check what they find against what was put there.
 """
 
@@ -154,8 +154,8 @@ class Incident:
     """A scripted fault in the history, and how to recognise its alert."""
 
     id: str
-    kind: str  # "alert" or "latency-regression"
-    alert: str  # the alert it must fire ("" for a latency regression)
+    kind: str  # "alert", "latency-regression" or "cold-start-regression"
+    alert: str  # the alert it must fire ("" for a regression)
     start: int
     end: int
     agent_type: str = ""
@@ -180,6 +180,10 @@ _ALERT_INCIDENTS = (
 )
 REGRESSION_FACTOR = 2.2
 REGRESSION_FROM = 0.7  # share of the window after which the regression holds
+# A bad deploy: for 3 hours every worker's cold start takes about half an hour (Phase 5 AC1's
+# 1500 s limit is broken), between the alert incidents so it trips none of them.
+SLOW_COLD_START_AT = 0.355
+SLOW_COLD_START = LatencyProfile(1900, 0.25)
 
 
 def schedule(timeline: Timeline, settings: Settings) -> list[Incident]:
@@ -200,6 +204,18 @@ def schedule(timeline: Timeline, settings: Settings) -> list[Incident]:
                 agent_type=types[which % len(types)],
             )
         )
+    slow_start = timeline.start + int(span * SLOW_COLD_START_AT)
+    slow_start -= slow_start % timeline.step
+    incidents.append(
+        Incident(
+            id="slow-cold-starts",
+            kind="cold-start-regression",
+            alert="",
+            start=slow_start,
+            end=slow_start + 3 * HOUR,
+            detail=f"cold starts of every agent type take ~{SLOW_COLD_START.median_s:g} s (AC1 fails)",
+        )
+    )
     regression_start = timeline.start + int(span * REGRESSION_FROM)
     incidents.append(
         Incident(

@@ -15,7 +15,7 @@ import numpy as np
 
 from obslib.catalogue.contract import COLD_START, STATUSES, TASK_DURATION, TASKS
 from obslib.synth.openmetrics import Series
-from obslib.synth.scenario import AgentProfile, Incident, Timeline, load_shape
+from obslib.synth.scenario import SLOW_COLD_START, AgentProfile, Incident, Timeline, load_shape
 
 # Completes an object's own labels with the scrape's, for a series name (see synth.labels).
 Labeler = Callable[[str, dict[str, str]], dict[str, str]]
@@ -44,18 +44,21 @@ def random_suffix(rng: np.random.Generator, n: int, length: int = 5) -> list[str
 
 
 def simulate(
-    profile: AgentProfile, timeline: Timeline, regression: Incident | None, rng: np.random.Generator
+    profile: AgentProfile, timeline: Timeline, regressions: list[Incident], rng: np.random.Generator
 ) -> Tasks:
-    """Draw the tasks of one agent type over the timeline."""
+    """Draw the tasks of one agent type over the timeline, slowed where a regression holds."""
     grid = timeline.grid
     counts = rng.poisson(profile.tasks_per_minute * timeline.step / 60 * load_shape(grid))
     arrival = np.repeat(grid, counts) + rng.uniform(0, timeline.step, int(counts.sum()))
     n = len(arrival)
     cold = profile.cold_start.sample(rng, n)
     work = profile.work.sample(rng, n)
-    if regression is not None and regression.agent_type == profile.agent_type:
-        slow = (arrival >= regression.start) & (arrival < regression.end)
-        work[slow] *= regression.factor
+    for regression in regressions:
+        hit = (arrival >= regression.start) & (arrival < regression.end)
+        if regression.kind == "latency-regression" and regression.agent_type == profile.agent_type:
+            work[hit] *= regression.factor
+        elif regression.kind == "cold-start-regression":
+            cold[hit] = SLOW_COLD_START.sample(rng, int(hit.sum()))
     ready = arrival + cold
     done = ready + work
     p_fail, p_cancel = profile.failure_share, profile.canceled_share

@@ -161,7 +161,7 @@ def test_latency_regression_slows_only_its_agent_type(settings):
 
     regression = next(i for i in schedule(timeline, settings) if i.id == "latency-regression")
     for agent, expect_slower in (("claude", True), ("copilot", False)):
-        tasks = simulate(agent_profile(agent), timeline, regression, np.random.default_rng(1))
+        tasks = simulate(agent_profile(agent), timeline, [regression], np.random.default_rng(1))
         work = tasks.done - tasks.ready
         late = tasks.arrival >= regression.start
         ratio = np.median(work[late]) / np.median(work[~late])
@@ -188,3 +188,17 @@ def test_custom_agent_types_get_their_own_series(tmp_path):
         "claude-code",
     }
     assert set(truth.tasks) == {"gemini", "claude-code"} and all(truth.tasks.values())
+
+
+def test_slow_cold_starts_break_ac1_only_inside_their_window(settings):
+    from obslib.synth.scenario import schedule
+
+    timeline = Timeline(END - 3 * DAY, END)
+    incidents = schedule(timeline, settings)
+    slow = next(i for i in incidents if i.id == "slow-cold-starts")
+    alerts = [i for i in incidents if i.kind == "alert"]
+    assert all(slow.end < i.start or i.end < slow.start for i in alerts)
+    tasks = simulate(agent_profile("copilot"), timeline, [slow], np.random.default_rng(2))
+    cold = tasks.ready - tasks.arrival
+    inside = (tasks.arrival >= slow.start) & (tasks.arrival < slow.end)
+    assert np.quantile(cold[inside], 0.99) > 1500 and np.quantile(cold[~inside], 0.99) < 1500
