@@ -55,7 +55,7 @@ class SourceError(ObslibError):
         self.url = redact_url(url)
         self.query = query
         self.detail = detail
-        super().__init__(backend, url, query, detail)
+        super().__init__(backend, self.url, query, detail)
 
     def __str__(self) -> str:
         query = f" for query {self.query!r}" if self.query else ""

@@ -29,7 +29,7 @@ class Endpoint:
     """Where a backend is and how to authenticate; ``repr`` never shows a secret."""
 
     backend: str
-    url: str
+    url: str = field(repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     auth: tuple[str, str] | None = field(default=None, repr=False)
     verify: bool | str = True
@@ -37,6 +37,9 @@ class Endpoint:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", self.url.rstrip("/"))
+
+    def __repr__(self) -> str:
+        return f"Endpoint(backend={self.backend!r}, url={self.safe_url!r}, timeout={self.timeout:g})"
 
     @property
     def safe_url(self) -> str:

@@ -562,20 +562,11 @@ def test_password_in_the_url_is_not_in_messages(loki: FakeLoki) -> None:
         assert "pa55word" not in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="obslib/errors.py: SourceError passes the unredacted url to Exception.__init__, "
-    "so repr() (built from args) shows the password; HttpClient raises it so",
-)
 def test_password_in_the_url_is_not_in_reprs(loki: FakeLoki) -> None:
     _, exc = _rejected_with_password_in_url(loki)
     assert "pa55word" not in repr(exc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="obslib/sources/endpoint.py: Endpoint.url keeps user:password and is in the repr",
-)
 def test_password_in_the_url_is_not_in_the_endpoint_repr(loki: FakeLoki) -> None:
     source, _ = _rejected_with_password_in_url(loki)
     assert "pa55word" not in repr(source.endpoint)
