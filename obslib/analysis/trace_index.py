@@ -1,0 +1,375 @@
+"""Vectorised index of a span frame: trace codes, the hop of each span, its parent row, its task.
+
+The trace audit (:mod:`obslib.analysis.audit`) is built on these arrays. Nothing here loops over
+spans in Python: ids are parsed from hex in bulk (a 32-character trace id is two 64-bit words, a
+16-character span id one), which is far faster than hashing the strings; a frame whose ids are
+not all well-formed hex falls back to hashing the text. Loops run over the profile's hops only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from obslib.catalogue.hops import (
+    AGENT_TYPE,
+    DESTINATION,
+    SERVICE_AGENT_PREFIX,
+    TASK_ID,
+    TASK_SUBJECT_PREFIX,
+    HopProfile,
+)
+
+ROOT = -1  # parent row of a span with an empty parent_span_id
+MISSING = -2  # parent row of a span whose parent id is no span of its trace
+LINK_NONE, LINK_ATTRIBUTE, LINK_TIME = 0, 1, 2  # how a trace was tied to its task
+_ATTRIBUTE_COLUMNS = {DESTINATION: "destination", TASK_ID: "task_id", AGENT_TYPE: "agent_type"}
+
+
+def text(spans: pd.DataFrame, column: str) -> np.ndarray:
+    """A text column as an object array of ``str``, missing values as ""."""
+    return spans[column].to_numpy(dtype=object, na_value="")
+
+
+class Texts:
+    """Text columns of one span frame, each converted once."""
+
+    def __init__(self, spans: pd.DataFrame) -> None:
+        self.spans = spans
+        self._done: dict[str, np.ndarray] = {}
+
+    def __call__(self, column: str) -> np.ndarray:
+        """The column as :func:`text` gives it."""
+        if column not in self._done:
+            self._done[column] = text(self.spans, column)
+        return self._done[column]
+
+
+def _hex_words(ids: np.ndarray, width: int) -> np.ndarray | None:
+    """Hex ids ("" for none) as 64-bit words, shape (n, width // 16); None if any is not hex."""
+    n = len(ids)
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=n)
+    empty = lengths == 0
+    if not np.all(empty | (lengths == width)):
+        return None
+    if empty.any():
+        ids = np.where(empty, "0" * width, ids)
+    try:
+        raw = bytes.fromhex("".join(ids))
+    except ValueError:
+        return None
+    if len(raw) != n * width // 2:  # fromhex skips whitespace
+        return None
+    return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(n, width // 16)
+
+
+def first_rows(codes: np.ndarray) -> np.ndarray:
+    """Row of the first occurrence of each code, for codes numbered in order of appearance."""
+    if codes.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.diff(np.maximum.accumulate(codes), prepend=-1) > 0)
+
+
+def _trace_codes(trace_ids: np.ndarray) -> np.ndarray:
+    words = _hex_words(trace_ids, 32)
+    if words is not None:
+        codes, _ = pd.factorize(words[:, 1])
+        first = first_rows(codes)
+        if np.array_equal(words[first[codes], 0], words[:, 0]):  # no two ids share a low word
+            return codes.astype(np.int64)
+    return pd.factorize(trace_ids)[0].astype(np.int64)
+
+
+def _span_codes(span_ids: np.ndarray, parent_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = len(span_ids)
+    own, parent = _hex_words(span_ids, 16), _hex_words(parent_ids, 16)
+    if own is not None and parent is not None:
+        values = np.concatenate([own[:, 0], parent[:, 0]])
+    else:
+        values = np.concatenate([span_ids, parent_ids])
+    codes = pd.factorize(values)[0].astype(np.int64)
+    return codes[:n], codes[n:]
+
+
+def sub_profile(profile: HopProfile, keys: Iterable[str], name: str | None = None) -> HopProfile:
+    """``profile`` restricted to the hops ``keys``, each re-parented to its nearest kept ancestor.
+
+    Use it to audit data that only covers part of a chain (the recorded Tempo traces have no
+    ``acp.session.new`` hop, for instance) without calling the absent hops broken.
+
+    Raises:
+        ValueError: a key is unknown, or the kept hops do not form one tree.
+    """
+    keep = list(dict.fromkeys(keys))
+    for key in keep:
+        profile.hop(key)  # KeyError for an unknown key
+    hops = []
+    for hop in profile.hops:
+        if hop.key not in keep:
+            continue
+        ancestors = [k for k in profile.path_to(hop.key)[:-1] if k in keep]
+        hops.append(replace(hop, parent=ancestors[-1] if ancestors else None))
+    if sum(h.parent is None for h in hops) != 1:
+        raise ValueError(f"hops {keep} of profile {profile.name} do not share one root")
+    label = name or f"{profile.name}[{','.join(h.key for h in hops)}]"
+    return HopProfile(label, f"{profile.description} (hops {', '.join(keep)} only)", tuple(hops))
+
+
+def _starts_with(values: np.ndarray, prefix: str) -> np.ndarray:
+    return np.strings.startswith(values.astype(str), prefix) if values.size else values.astype(bool)
+
+
+def _strip(values: np.ndarray, prefix: str) -> np.ndarray:
+    """``values`` (all starting with ``prefix``) without it, as an object array."""
+    if not values.size or not prefix:
+        return values
+    return np.strings.slice(values.astype(str), len(prefix), None).astype(object)
+
+
+def hop_codes(
+    spans: pd.DataFrame, profile: HopProfile, texts: Texts | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The profile hop (index into ``profile.hops``, -1 for none) of each span, and a wrong-kind flag.
+
+    A span is a hop's when its name matches, and for same-named hops when the hop's attribute
+    starts with the hop's prefix. Spans matching name and kind are assigned first; a span that
+    matches a hop in everything but the kind is assigned to it with ``wrong_kind`` set, so the
+    audit reports a kind error rather than a missing hop.
+    """
+    texts = texts or Texts(spans)
+    names, name_values = pd.factorize(texts("name"))
+    kinds, kind_values = pd.factorize(texts("kind"))
+    name_code = {v: i for i, v in enumerate(name_values)}
+    kind_code = {v: i for i, v in enumerate(kind_values)}
+    hop = np.full(len(spans), -1, dtype=np.int64)
+    wrong_kind = np.zeros(len(spans), dtype=bool)
+    # Hops told apart by a prefix go first, so a prefix-less hop of the same name only takes the rest.
+    order = sorted(range(len(profile.hops)), key=lambda i: not profile.hops[i].match_prefix)
+    for strict in (True, False):
+        for i in order:
+            h = profile.hops[i]
+            mask = (names == name_code.get(h.span, -2)) & (hop == -1)
+            if strict:
+                mask &= kinds == kind_code.get(h.kind, -2)
+            if h.match_prefix and mask.any():
+                if h.match_attribute not in _ATTRIBUTE_COLUMNS:
+                    raise ValueError(
+                        f"hop {h.key} matches on attribute {h.match_attribute!r}, "
+                        "which the span frame has no column for"
+                    )
+                rows = np.flatnonzero(mask)
+                values = texts(_ATTRIBUTE_COLUMNS[h.match_attribute])[rows]
+                mask[rows] = _starts_with(values, h.match_prefix)
+            hop[mask] = i
+            wrong_kind[mask] = not strict
+    return hop, wrong_kind
+
+
+@dataclass(frozen=True)
+class SpanIndex:
+    """Per-span arrays (row order of the frame) and per-trace ids."""
+
+    trace: np.ndarray  # dense trace code
+    trace_ids: np.ndarray  # trace id text per trace code
+    key: np.ndarray  # (trace, span id) as one int64
+    parent_key: np.ndarray  # (trace, parent span id) as one int64
+    parent: np.ndarray  # parent row, ROOT or MISSING
+    duplicate: np.ndarray  # the (trace, span id) pair occurs more than once
+    hop: np.ndarray  # index into the profile's hops, -1 for a span of no hop
+    wrong_kind: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    text: Texts  # the frame's text columns
+
+    @property
+    def n_traces(self) -> int:
+        """How many distinct traces the frame holds."""
+        return len(self.trace_ids)
+
+
+def index_spans(spans: pd.DataFrame, profile: HopProfile) -> SpanIndex:
+    """Build the :class:`SpanIndex` of a non-empty span frame (columns of ``SPAN_COLUMNS``)."""
+    texts = Texts(spans)
+    trace_text = texts("trace_id")
+    trace = _trace_codes(trace_text)
+    parent_text = texts("parent_span_id")
+    span_code, parent_code = _span_codes(texts("span_id"), parent_text)
+    width = int(max(span_code.max(initial=0), parent_code.max(initial=0))) + 1
+    key, parent_key = trace * width + span_code, trace * width + parent_code
+
+    order = np.argsort(key, kind="stable")
+    sorted_keys = key[order]
+    same = sorted_keys[1:] == sorted_keys[:-1]
+    dup_sorted = np.zeros(len(key), dtype=bool)
+    dup_sorted[1:] |= same
+    dup_sorted[:-1] |= same
+    duplicate = np.empty_like(dup_sorted)
+    duplicate[order] = dup_sorted
+
+    has_parent = np.fromiter(map(bool, parent_text), dtype=bool, count=len(parent_text))
+    pos = np.minimum(np.searchsorted(sorted_keys, parent_key), len(key) - 1)
+    parent = np.where(
+        has_parent, np.where(sorted_keys[pos] == parent_key, order[pos], MISSING), ROOT
+    )
+    hop, wrong_kind = hop_codes(spans, profile, texts)
+    return SpanIndex(
+        trace=trace,
+        trace_ids=trace_text[first_rows(trace)],
+        key=key,
+        parent_key=parent_key,
+        parent=parent.astype(np.int64),
+        duplicate=duplicate,
+        hop=hop,
+        wrong_kind=wrong_kind,
+        start=spans["start_ns"].to_numpy(dtype=np.int64),
+        end=spans["end_ns"].to_numpy(dtype=np.int64),
+        text=texts,
+    )
+
+
+@dataclass(frozen=True)
+class Membership:
+    """Which task each span belongs to: one row per (task, span) pair."""
+
+    task_ids: np.ndarray  # task id text per task code
+    agent: np.ndarray  # agent type per task code, "" when no span says
+    span_task: np.ndarray  # per span: code of the task id it carries itself, -1 for none
+    row: np.ndarray  # span row of each pair
+    task: np.ndarray  # task code of each pair
+    trace_link: np.ndarray  # per trace code: LINK_NONE, LINK_ATTRIBUTE or LINK_TIME
+    trace_tasks: np.ndarray  # per trace code: how many task ids its spans carry
+
+    @property
+    def n_tasks(self) -> int:
+        """How many tasks the frame holds."""
+        return len(self.task_ids)
+
+
+def _task_codes(texts: Texts) -> tuple[np.ndarray, np.ndarray]:
+    codes, values = pd.factorize(texts("task_id"))
+    blank = np.flatnonzero(values == "")
+    if blank.size:
+        b = blank[0]
+        codes = np.where(codes == b, -1, codes - (codes > b))
+        values = np.delete(values, b)
+    return codes.astype(np.int64), np.asarray(values, dtype=object)
+
+
+def _agents(texts: Texts, row: np.ndarray, task: np.ndarray, n_tasks: int) -> np.ndarray:
+    """Agent type per task: the agent_type attribute, else the suffix of the task subject."""
+    agent = np.full(n_tasks, "", dtype=object)
+    for column, prefix in (("agent_type", ""), ("destination", TASK_SUBJECT_PREFIX)):
+        todo = agent[task] == ""
+        values = texts(column)[row[todo]]
+        has = np.flatnonzero(values != "")
+        if prefix:
+            has = has[_starts_with(values[has], prefix)]
+        tasks, first = np.unique(task[todo][has], return_index=True)
+        agent[tasks] = _strip(values[has[first]], prefix)
+    return agent
+
+
+def attribute_tasks(
+    idx: SpanIndex, profile: HopProfile, tolerance_ns: int, adopt: bool
+) -> Membership:
+    """Tie spans to tasks: by their task id, else by their trace's task ids, else by adoption.
+
+    A trace whose spans carry no task id is adopted when its root is a hop of the profile and
+    exactly one span of the parent hop, in a task still missing that hop, was open when the
+    root started (within ``tolerance_ns``): the agent side of a stdio pipe that dropped the
+    context, say. Ambiguous candidates stay unattributed.
+    """
+    own, task_ids = _task_codes(idx.text)
+    n_tasks, n_traces = len(task_ids), idx.n_traces
+    pairs = np.unique(idx.trace[own >= 0] * max(n_tasks, 1) + own[own >= 0])
+    pair_trace, pair_task = pairs // max(n_tasks, 1), pairs % max(n_tasks, 1)
+    trace_tasks = np.bincount(pair_trace, minlength=n_traces)
+    single = np.full(n_traces, -1, dtype=np.int64)
+    one = trace_tasks[pair_trace] == 1
+    single[pair_trace[one]] = pair_task[one]
+
+    base = np.where(own >= 0, own, single[idx.trace])
+    row = np.flatnonzero(base >= 0)
+    task = base[row]
+    shared = np.flatnonzero((own < 0) & (trace_tasks[idx.trace] > 1))
+    if shared.size:  # a span without task id in a trace of several tasks belongs to each
+        counts = trace_tasks[idx.trace[shared]]
+        starts = np.searchsorted(pair_trace, idx.trace[shared])
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        row = np.concatenate([row, np.repeat(shared, counts)])
+        task = np.concatenate([task, pair_task[np.repeat(starts, counts) + offsets]])
+
+    agent = _agents(idx.text, row, task, n_tasks)
+    link = np.where(trace_tasks > 0, LINK_ATTRIBUTE, LINK_NONE)
+    if adopt and n_tasks:
+        adopted = _adopt(idx, profile, row, task, agent, trace_tasks, tolerance_ns)
+        if adopted:
+            traces = np.fromiter(adopted, dtype=np.int64)
+            owner = np.full(n_traces, -1, dtype=np.int64)
+            owner[traces] = np.fromiter(adopted.values(), dtype=np.int64)
+            extra = np.flatnonzero(owner[idx.trace] >= 0)
+            row = np.concatenate([row, extra])
+            task = np.concatenate([task, owner[idx.trace[extra]]])
+            link[traces] = LINK_TIME
+    return Membership(task_ids, agent, own, row, task, link, trace_tasks)
+
+
+def _adopt(
+    idx: SpanIndex,
+    profile: HopProfile,
+    row: np.ndarray,
+    task: np.ndarray,
+    agent: np.ndarray,
+    trace_tasks: np.ndarray,
+    tolerance_ns: int,
+) -> dict[int, int]:
+    """Trace code -> task code for task-less traces that one open parent-hop span explains."""
+    n_hops = len(profile.hops)
+    roots = np.flatnonzero(idx.parent == ROOT)
+    roots_per_trace = np.bincount(idx.trace[roots], minlength=idx.n_traces)
+    cand = roots[
+        (trace_tasks[idx.trace[roots]] == 0)
+        & (roots_per_trace[idx.trace[roots]] == 1)
+        & (idx.hop[roots] > 0)
+    ]
+    if cand.size == 0:
+        return {}
+    hop_rows = idx.hop[row] >= 0
+    counts = np.bincount(
+        task[hop_rows] * n_hops + idx.hop[row[hop_rows]], minlength=len(agent) * n_hops
+    ).reshape(len(agent), n_hops)
+    services = idx.text("service_name")[cand]
+    agent_side = _starts_with(services, SERVICE_AGENT_PREFIX)
+    cand_agent = np.full(cand.size, "", dtype=object)
+    cand_agent[agent_side] = _strip(services[agent_side], SERVICE_AGENT_PREFIX)
+    keys = [h.key for h in profile.hops]
+    adopted: dict[int, int] = {}
+    for h, hop in enumerate(profile.hops):
+        mine = np.flatnonzero(idx.hop[cand] == h)
+        if mine.size == 0 or hop.parent is None:
+            continue
+        p = keys.index(hop.parent)
+        pool = np.flatnonzero((idx.hop[row] == p) & (counts[task, h] < hop.count))
+        if pool.size == 0:
+            continue
+        by_start = pool[np.argsort(idx.start[row[pool]], kind="stable")]
+        starts, ends = idx.start[row[by_start]], idx.end[row[by_start]]
+        t = idx.start[cand[mine]]
+        opened = np.searchsorted(starts, t + tolerance_ns, side="right")
+        closed = np.searchsorted(np.sort(ends), t - tolerance_ns, side="left")
+        unique = (opened - closed) == 1
+        # With exactly one interval open at t, it is the one with the latest end so far.
+        latest = np.maximum.accumulate(
+            np.where(ends == np.maximum.accumulate(ends), np.arange(len(ends)), 0)
+        )
+        pick = by_start[latest[np.maximum(opened - 1, 0)]]
+        owner = task[pick]
+        fits = unique & (
+            (cand_agent[mine] == "") | (agent[owner] == "") | (cand_agent[mine] == agent[owner])
+        )
+        for trace_code, task_code in zip(idx.trace[cand[mine][fits]], owner[fits], strict=True):
+            adopted[int(trace_code)] = int(task_code)  # adopted traces only, a handful
+    return adopted
