@@ -51,6 +51,19 @@ def cmd_lint(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_collector(args: argparse.Namespace) -> int:
+    """Serve the test OTLP collector in the foreground; print what it received on Ctrl-C."""
+    from obslib.collector import run_collector
+
+    stats = run_collector(Path(args.out), port=args.port)
+    print(
+        f"accepted {stats.requests_accepted} request(s): {stats.spans_accepted} span(s), "
+        f"{stats.log_records_accepted} log record(s); rejected {stats.requests_rejected}"
+        + (f" {stats.rejected}" if stats.rejected else "")
+    )
+    return 0
+
+
 def cmd_fleet(args: argparse.Namespace) -> int:
     """Run the reference pipeline once; exit 1 when some task's result never came back."""
     import os
@@ -100,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     lint = sub.add_parser("lint", help="lint rendered rules and dashboards against the exporters")
     lint.set_defaults(handler=cmd_lint)
+
+    collector = sub.add_parser(
+        "collector", help="run the test OTLP/HTTP collector on 127.0.0.1 until Ctrl-C"
+    )
+    collector.add_argument("--port", type=int, default=4318, help="port (default 4318; 0: free)")
+    collector.add_argument(
+        "--out", required=True, help="directory for traces.jsonl and logs.jsonl (appended to)"
+    )
+    collector.set_defaults(handler=cmd_collector)
 
     fleet = sub.add_parser(
         "fleet", help="run the reference pipeline (NATS, proxy, agent CLIs) exporting over OTLP"
