@@ -64,6 +64,30 @@ def cmd_collector(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stack(args: argparse.Namespace) -> int:
+    """Start, stop or show the embedded local Prometheus (status exits 1 when not ready)."""
+    from obslib.stack import LocalStack
+
+    stack = LocalStack(data_dir=Path(args.dir) if args.dir else None, port=args.port)
+    if args.action == "down":
+        print("stopped the local stack" if stack.down() else "the local stack was not running")
+        return 0
+    if args.action == "status":
+        status = stack.status()
+        print(status.describe())
+        return 0 if status.ready else 1
+
+    def history(work_dir: Path) -> Path:
+        from obslib.settings import load_settings
+        from obslib.synth import write_history
+
+        settings = load_settings(args.values)
+        return write_history(settings, work_dir, days=args.days, seed=args.seed)
+
+    print(stack.up(history=history).describe())
+    return 0
+
+
 def cmd_fleet(args: argparse.Namespace) -> int:
     """Run the reference pipeline once; exit 1 when some task's result never came back."""
     import os
@@ -113,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     lint = sub.add_parser("lint", help="lint rendered rules and dashboards against the exporters")
     lint.set_defaults(handler=cmd_lint)
+
+    stack = sub.add_parser("stack", help="run a local Prometheus over backfilled fleet history")
+    stack.add_argument("action", choices=("up", "down", "status"))
+    stack.add_argument("--port", type=int, help="port on 127.0.0.1 ($OBSLIB_STACK_PORT, 19090)")
+    stack.add_argument("--dir", help="data directory ($OBSLIB_STACK_DIR, .obslib/stack)")
+    stack.add_argument("--days", type=int, default=14, help="days of history on first up (14)")
+    stack.add_argument("--seed", type=int, default=1, help="seed of the synthetic history (1)")
+    stack.set_defaults(handler=cmd_stack)
 
     collector = sub.add_parser(
         "collector", help="run the test OTLP/HTTP collector on 127.0.0.1 until Ctrl-C"

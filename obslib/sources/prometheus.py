@@ -1,0 +1,466 @@
+"""Prometheus as DataFrames: instant and range queries, and discovery for cross-checks.
+
+Queries go through prometheus-api-client's ``PrometheusConnect`` (``custom_query`` and
+``custom_query_range``; never ``get_metric_range_data``, whose chunked instant queries break
+PromQL functions). Endpoints the client has no method for (rules, alerts, build info) use
+:class:`~obslib.sources.http.HttpClient` on the same endpoint.
+
+Query frames have the documented ``PROMETHEUS_COLUMNS`` (long format, one row per sample) plus
+one ``str`` column per label, ``""`` where a series lacks the label. ``__name__`` keeps its
+name; a label that collides with a documented column becomes ``exported_<label>``, as
+Prometheus itself renames clashing labels.
+
+Prometheus refuses range queries of more than 11,000 points per series. ``query_range``
+picks a step that stays under the limit when none is given, and splits a long range with a
+small explicit step into step-aligned requests that it stitches back together.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from obslib.errors import BackendUnavailable, ConfigError, MalformedResponse, NoData, QueryRejected
+from obslib.sources.endpoint import Endpoint, endpoint_from_env, is_configured
+from obslib.sources.frames import PROMETHEUS_COLUMNS, conform, empty_frame
+from obslib.sources.http import RETRY_STATUSES, HttpClient
+
+BACKEND = "prometheus"
+MAX_POINTS = 11_000  # Prometheus's hard limit of points per series in one range query
+MIN_STEP_S = 15.0
+# Automatic steps are the smallest of these that keeps a request under the point limit.
+AUTO_STEPS_S = (15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+SERIES_COLUMNS: dict[str, str] = {"series": "str"}  # plus one column per label
+METADATA_COLUMNS: dict[str, str] = {"metric": "str", "type": "str", "help": "str", "unit": "str"}
+RULE_COLUMNS: dict[str, str] = {
+    "group": "str",
+    "file": "str",
+    "name": "str",  # alert name or recorded series name
+    "type": "str",  # alerting | recording
+    "query": "str",
+    "duration_s": "float64",  # the alert's `for`, 0 for recording rules
+    "labels": "object",
+    "annotations": "object",
+    "health": "str",  # ok | err | unknown
+    "last_error": "str",
+    "state": "str",  # inactive | pending | firing, "" for recording rules
+}
+ALERT_COLUMNS: dict[str, str] = {
+    "alertname": "str",
+    "state": "str",  # pending | firing
+    "active_at": "datetime64[ns, UTC]",
+    "value": "float64",
+    "labels": "object",
+    "annotations": "object",
+}
+
+TimeLike = datetime | float | int
+StepLike = float | int | str | timedelta
+T = TypeVar("T")
+
+_DURATION_RE = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_CLIENT_ERROR_RE = re.compile(r"HTTP Status Code (\d+) \((.*)\)\s*$", re.DOTALL)
+
+
+def default_prometheus_endpoint() -> Endpoint:
+    """The Prometheus to query: ``$OBSLIB_PROMETHEUS_URL``, else the running local stack.
+
+    Raises:
+        ConfigError: neither is available.
+    """
+    if is_configured(BACKEND):
+        return endpoint_from_env(BACKEND)
+    from obslib.stack import LocalStack  # the stack is optional; import only when needed
+
+    stack = LocalStack()
+    if stack.status().ready:
+        return stack.endpoint()
+    raise ConfigError(
+        "prometheus: no endpoint configured and the local stack is not running. "
+        "Set OBSLIB_PROMETHEUS_URL, or run `obslib stack up`."
+    )
+
+
+def to_seconds(t: TimeLike) -> float:
+    """Unix seconds of ``t``; a naive datetime is taken as UTC."""
+    if isinstance(t, datetime):
+        return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
+    if isinstance(t, int | float) and not isinstance(t, bool):
+        return float(t)
+    raise TypeError(f"expected a datetime or unix seconds, got {type(t).__name__}")
+
+
+def parse_step(step: StepLike) -> float:
+    """Seconds of a step given as seconds, a ``timedelta`` or a duration such as ``1m30s``."""
+    if isinstance(step, timedelta):
+        seconds = step.total_seconds()
+    elif isinstance(step, str) and (parts := _DURATION_RE.findall(step)):
+        if "".join(map("".join, parts)) != step:
+            raise ValueError(f"step {step!r} is not seconds or a duration like 5m")
+        seconds = sum(int(n) * _UNIT_S[u] for n, u in parts)
+    else:
+        seconds = float(step)
+    if not seconds > 0:
+        raise ValueError(f"step must be positive, got {step!r}")
+    return seconds
+
+
+def auto_step(start_s: float, end_s: float, max_points: int = MAX_POINTS) -> float:
+    """The smallest round step, at least ``MIN_STEP_S``, with ``(end-start)/step <= max_points``."""
+    needed = max(MIN_STEP_S, (end_s - start_s) / max_points)
+    return float(next((s for s in AUTO_STEPS_S if s >= needed), math.ceil(needed)))
+
+
+def plan_chunks(
+    start_s: int, end_s: int, step_s: float, max_points: int = MAX_POINTS
+) -> list[tuple[int, int]]:
+    """Split ``[start_s, end_s]`` into requests of at most ``max_points`` points per series.
+
+    Every chunk starts one step after the previous chunk's last point, so the stitched result
+    has no gap and no duplicate at the boundaries. The client rounds times to whole seconds,
+    so a range that needs splitting needs a whole-second step to stay on the grid.
+    """
+    if (end_s - start_s) / step_s <= max_points:
+        return [(start_s, end_s)]
+    if step_s != int(step_s):
+        raise ValueError(
+            f"a range of more than {max_points} steps is split into several requests, "
+            f"which needs a whole-second step; got {step_s:g} s"
+        )
+    stride = max_points * int(step_s)  # from one chunk's first point to the next one's
+    return [(t, min(t + stride - int(step_s), end_s)) for t in range(start_s, end_s + 1, stride)]
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _step_text(step_s: float) -> str:
+    return format(step_s, ".3f").rstrip("0").rstrip(".")
+
+
+def series_text(labels: dict[str, str]) -> str:
+    """A series' labels as PromQL selector text, e.g. ``up{job="api"}``."""
+    name = labels.get("__name__", "")
+    pairs = ",".join(
+        f"{k}={json.dumps(str(v), ensure_ascii=False)}"
+        for k, v in sorted(labels.items())
+        if k != "__name__"
+    )
+    return f"{name}{{{pairs}}}" if pairs or not name else name
+
+
+class _Shape(ValueError):
+    """The result does not have the documented shape."""
+
+
+def _samples(item: Any) -> tuple[dict[str, str], list[Any]]:
+    if isinstance(item, dict) and isinstance(item.get("metric"), dict):
+        if isinstance(item.get("values"), list):
+            return item["metric"], item["values"]
+        if isinstance(item.get("value"), list):
+            return item["metric"], [item["value"]]
+    raise _Shape(f"a result entry has neither 'value' nor 'values': {str(item)[:200]}")
+
+
+def frame_from_result(result: Any) -> pd.DataFrame:
+    """The long frame of a query ``result`` (vector, matrix or scalar), as the client returns it."""
+    if not isinstance(result, list):
+        raise _Shape(f"result is {type(result).__name__}, not a list")
+    if len(result) == 2 and not isinstance(result[0], dict):  # scalar: [time, "value"]
+        result = [{"metric": {}, "value": result}]
+    times: list[float] = []
+    values: list[float] = []
+    label_sets: list[dict[str, str]] = []
+    for item in result:
+        labels, pairs = _samples(item)
+        for pair in pairs:
+            try:
+                ts, text = pair
+                times.append(float(ts))
+                values.append(float(text))  # float() reads "NaN", "+Inf" and "-Inf"
+            except (TypeError, ValueError):
+                raise _Shape(f"sample {str(pair)[:80]} is not [time, number]") from None
+            label_sets.append(labels)
+    if not times:
+        return empty_frame(PROMETHEUS_COLUMNS)
+    millis = np.round(np.asarray(times) * 1000).astype("int64")
+    data: dict[str, Any] = {
+        "timestamp": pd.to_datetime(millis, unit="ms", utc=True),
+        "value": np.asarray(values, dtype="float64"),
+        "series": [series_text(labels) for labels in label_sets],
+    }
+    names = sorted({k for labels in label_sets for k in labels}, key=lambda k: (k != "__name__", k))
+    for name in names:
+        column = f"exported_{name}" if name in PROMETHEUS_COLUMNS else name
+        data[column] = [str(labels.get(name, "")) for labels in label_sets]
+    frame = pd.DataFrame(data).sort_values(["series", "timestamp"], kind="stable")
+    return conform(frame.reset_index(drop=True), PROMETHEUS_COLUMNS)
+
+
+def _client_error(exc: PrometheusApiClientException) -> tuple[int | None, str]:
+    """Status and server text from the client's ``HTTP Status Code N (b'body')`` message."""
+    match = _CLIENT_ERROR_RE.match(str(exc))
+    if not match:
+        return None, str(exc)
+    try:
+        body = ast.literal_eval(match.group(2))
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    except (ValueError, SyntaxError):
+        text = match.group(2)
+    try:
+        envelope = json.loads(text)
+    except ValueError:
+        envelope = None
+    if isinstance(envelope, dict) and envelope.get("error"):
+        kind = envelope.get("errorType")
+        text = f"{kind}: {envelope['error']}" if kind else str(envelope["error"])
+    return int(match.group(1)), text.strip()[:500] or "empty body"
+
+
+class PrometheusSource:
+    """Query one Prometheus and get DataFrames back.
+
+    Args:
+        endpoint: where Prometheus is; default :func:`default_prometheus_endpoint`.
+        connect: a ready client (tests, custom sessions); default one built from ``endpoint``.
+        retries: retries after a connection error, timeout or 502/503/504.
+        backoff_s: base of the exponential backoff between retries.
+        max_points: points per series in one range request (Prometheus refuses over 11,000).
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint | None = None,
+        connect: PrometheusConnect | None = None,
+        *,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        max_points: int = MAX_POINTS,
+    ) -> None:
+        if endpoint is None:
+            endpoint = (
+                Endpoint(BACKEND, connect.url, dict(connect.headers or {}), connect.auth)
+                if connect is not None
+                else default_prometheus_endpoint()
+            )
+        self.endpoint = endpoint
+        self.retries = retries
+        self.max_points = max_points
+        self.connect = connect or self._build_connect(endpoint, retries, backoff_s)
+        self.http = HttpClient(endpoint, retries=retries, backoff_s=backoff_s)
+
+    @staticmethod
+    def _build_connect(endpoint: Endpoint, retries: int, backoff_s: float) -> PrometheusConnect:
+        session = requests.Session()
+        session.verify = endpoint.verify  # a CA bundle path or a bool
+        retry = Retry(
+            total=retries,
+            backoff_factor=backoff_s,
+            status_forcelist=sorted(RETRY_STATUSES),
+            raise_on_status=False,  # hand the last 5xx back so its body reaches the message
+        )
+        return PrometheusConnect(
+            url=endpoint.url,
+            headers=dict(endpoint.headers),
+            auth=endpoint.auth,
+            session=session,
+            retry=retry,
+            timeout=endpoint.timeout,  # type: ignore[arg-type]  # the client passes it to requests
+        )
+
+    def _call(self, path: str, query: str, call: Callable[[], T]) -> T:
+        """Run a client call, turning its failures into obslib's source errors."""
+        url = f"{self.endpoint.url}{path}"
+        attempts = f"after {self.retries + 1} attempts"
+        try:
+            return call()
+        except PrometheusApiClientException as exc:
+            status, text = _client_error(exc)
+            if status in (400, 422):
+                raise QueryRejected(BACKEND, url, query, text) from exc
+            if status in (401, 403):
+                text = "access denied; check OBSLIB_PROMETHEUS_TOKEN or OBSLIB_PROMETHEUS_USER/PASSWORD"
+            elif status in RETRY_STATUSES:
+                text = f"{text} {attempts}"
+            raise BackendUnavailable(BACKEND, url, query, f"HTTP {status}: {text}") from exc
+        except requests.JSONDecodeError as exc:
+            raise MalformedResponse(BACKEND, url, query, "body is not JSON") from exc
+        except requests.Timeout as exc:
+            detail = f"no answer within {self.endpoint.timeout:g} s {attempts}"
+            raise BackendUnavailable(BACKEND, url, query, detail) from exc
+        except requests.RequestException as exc:
+            detail = f"cannot connect ({type(exc).__name__}) {attempts}"
+            raise BackendUnavailable(BACKEND, url, query, detail) from exc
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            detail = f"unexpected response shape ({type(exc).__name__}: {exc})"
+            raise MalformedResponse(BACKEND, url, query, detail) from exc
+
+    def _frame(self, path: str, query: str, result: Any) -> pd.DataFrame:
+        try:
+            return frame_from_result(result)
+        except _Shape as exc:
+            raise MalformedResponse(BACKEND, self.http.url(path), query, str(exc)) from exc
+
+    def _require(self, frame: pd.DataFrame, path: str, query: str, require: bool) -> pd.DataFrame:
+        if require and frame.empty:
+            detail = "the query matched no series in the requested time"
+            raise NoData(BACKEND, self.http.url(path), query, detail)
+        return frame
+
+    def query(
+        self, promql: str, at: TimeLike | None = None, *, require_data: bool = False
+    ) -> pd.DataFrame:
+        """Evaluate ``promql`` at one instant (default: the server's now).
+
+        Raises:
+            QueryRejected: Prometheus refused the query; the message is its own.
+            NoData: ``require_data`` and nothing matched.
+        """
+        params = {} if at is None else {"time": _step_text(to_seconds(at))}
+        result = self._call(
+            "/api/v1/query", promql, lambda: self.connect.custom_query(promql, params=params)
+        )
+        frame = self._frame("/api/v1/query", promql, result)
+        return self._require(frame, "/api/v1/query", promql, require_data)
+
+    def query_range(
+        self,
+        promql: str,
+        start: TimeLike,
+        end: TimeLike,
+        step: StepLike | None = None,
+        *,
+        require_data: bool = False,
+    ) -> pd.DataFrame:
+        """Evaluate ``promql`` at every ``step`` from ``start`` to ``end`` (whole seconds).
+
+        With ``step=None`` the step is the smallest round value keeping one request under
+        ``max_points``; an explicit step too small for the range is served in chunks.
+        """
+        start_s, end_s = round(to_seconds(start)), round(to_seconds(end))
+        step_s = auto_step(start_s, end_s, self.max_points) if step is None else parse_step(step)
+        path = "/api/v1/query_range"
+        result: list[Any] = []
+        for first, last in plan_chunks(start_s, end_s, step_s, self.max_points):
+            ask = partial(
+                self.connect.custom_query_range, promql, _utc(first), _utc(last), _step_text(step_s)
+            )
+            part = self._call(path, promql, ask)
+            result += part if isinstance(part, list) else [part]
+        return self._require(self._frame(path, promql, result), path, promql, require_data)
+
+    def series(
+        self, match: list[str], start: TimeLike | None = None, end: TimeLike | None = None
+    ) -> pd.DataFrame:
+        """Series matching any selector in ``match``: one row each, a column per label."""
+        first = _utc(0 if start is None else to_seconds(start))
+        last = datetime.now(UTC) if end is None else _utc(to_seconds(end))
+        query = " or ".join(match)
+        found = self._call(
+            "/api/v1/series",
+            query,
+            lambda: self.connect.get_series(first, last, params={"match[]": list(match)}),
+        )
+        if not isinstance(found, list) or not all(isinstance(s, dict) for s in found):
+            raise MalformedResponse(BACKEND, self.http.url("/api/v1/series"), query, "not a list")
+        rows = [{"series": series_text(s), **s} for s in found]
+        frame = pd.DataFrame(rows).fillna("") if rows else empty_frame(SERIES_COLUMNS)
+        return conform(frame.sort_values("series", ignore_index=True), SERIES_COLUMNS)
+
+    def labels(self) -> list[str]:
+        """Every label name in the TSDB."""
+        names = self._call("/api/v1/labels", "", self.connect.get_label_names)
+        return sorted(str(n) for n in names)
+
+    def label_values(self, name: str, match: list[str] | None = None) -> list[str]:
+        """Values of label ``name``, optionally only on series matching ``match``."""
+        params = {"match[]": list(match)} if match else None
+        path = f"/api/v1/label/{name}/values"
+        values = self._call(
+            path, " or ".join(match or []), lambda: self.connect.get_label_values(name, params)
+        )
+        return sorted(str(v) for v in values)
+
+    def metadata(self) -> pd.DataFrame:
+        """Type, help and unit of every metric scraped (backfilled history has none)."""
+        entries = self._call(
+            "/api/v1/metadata", "", lambda: self.connect.get_metric_metadata(metric=None)
+        )
+        rows = [{**e, "metric": e.get("metric_name", "")} for e in entries]
+        return conform(pd.DataFrame(rows, columns=list(METADATA_COLUMNS)), METADATA_COLUMNS)
+
+    def _api(self, path: str, build: Callable[[Any], T]) -> T:
+        """GET an API path with the plain HTTP client and ``build`` a result from its data."""
+        body = self.http.get_json(path)
+        try:
+            if body["status"] != "success":
+                raise ValueError(f"status {body['status']!r}")
+            return build(body["data"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            detail = f"unexpected body shape ({type(exc).__name__}: {exc})"
+            raise MalformedResponse(BACKEND, self.http.url(path), "", detail) from exc
+
+    def rules(self) -> pd.DataFrame:
+        """Every loaded rule, one row each (``RULE_COLUMNS``)."""
+        return self._api("/api/v1/rules", _rules_frame)
+
+    def alerts(self) -> pd.DataFrame:
+        """Pending and firing alerts, one row each (``ALERT_COLUMNS``)."""
+        return self._api("/api/v1/alerts", _alerts_frame)
+
+    def buildinfo(self) -> dict[str, str]:
+        """The server's version, revision, branch and Go version."""
+        return self._api(
+            "/api/v1/status/buildinfo", lambda data: {str(k): str(v) for k, v in data.items()}
+        )
+
+
+def _rules_frame(data: dict[str, Any]) -> pd.DataFrame:
+    rows = [
+        (
+            group["name"],
+            group.get("file", ""),
+            rule["name"],
+            rule["type"],
+            rule["query"],
+            float(rule.get("duration", 0)),
+            dict(rule.get("labels") or {}),
+            dict(rule.get("annotations") or {}),
+            rule.get("health", ""),
+            rule.get("lastError", ""),
+            rule.get("state", ""),  # recording rules have none
+        )
+        for group in data["groups"]
+        for rule in group["rules"]
+    ]
+    return conform(pd.DataFrame(rows, columns=list(RULE_COLUMNS)), RULE_COLUMNS)
+
+
+def _alerts_frame(data: dict[str, Any]) -> pd.DataFrame:
+    rows = [
+        (
+            alert["labels"].get("alertname", ""),
+            alert["state"],
+            pd.Timestamp(alert["activeAt"]).tz_convert("UTC"),
+            float(alert["value"]),
+            dict(alert["labels"]),
+            dict(alert.get("annotations") or {}),
+        )
+        for alert in data["alerts"]
+    ]
+    return conform(pd.DataFrame(rows, columns=list(ALERT_COLUMNS)), ALERT_COLUMNS)

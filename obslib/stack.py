@@ -1,0 +1,440 @@
+"""The embedded local stack: a real Prometheus on 127.0.0.1 over backfilled fleet history.
+
+Everything lives in one data directory (``$OBSLIB_STACK_DIR``, default ``.obslib/stack``)::
+
+    prometheus.yml    written on every start: rule files and optional scrape targets
+    tsdb/             the TSDB; backfilled blocks are built elsewhere and moved in whole
+    prometheus.pid    the running server's pid (it runs in its own process group)
+    prometheus.log    the server's output, appended across starts
+    history/          what the history function wrote, less the OpenMetrics once backfilled
+
+The port is ``$OBSLIB_STACK_PORT`` (default 19090, clear of the 9090 a system Prometheus
+holds). The history is old data, so retention is set far beyond any history's age.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+import yaml
+
+from obslib.errors import ConfigError, StackError
+from obslib.sources.endpoint import Endpoint
+
+log = logging.getLogger(__name__)
+
+DIR_ENV = "OBSLIB_STACK_DIR"
+PORT_ENV = "OBSLIB_STACK_PORT"
+DEFAULT_DIR = Path(".obslib/stack")
+DEFAULT_PORT = 19090
+FLEET_JOB = "daedalus-fleet"  # the job the reference pipeline's /metrics is scraped as
+SCRAPE_INTERVAL = "15s"
+RETENTION = "3650d"  # backfilled history is old; a short retention would delete it at once
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+LOG_TAIL_LINES = 15
+
+_TARGET_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+_LISTEN_RE = re.compile(r"^--web\.listen-address=.*:(\d+)$")
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    """What the local stack is doing, as ``LocalStack.status()`` found it."""
+
+    running: bool
+    ready: bool
+    pid: int | None
+    url: str
+    data_dir: Path
+    blocks: int
+    rule_files: tuple[Path, ...]
+
+    def describe(self) -> str:
+        """Human-readable lines for the command line."""
+        state = "ready" if self.ready else "running, not ready" if self.running else "stopped"
+        lines = [f"local stack: {state}" + (f" (pid {self.pid})" if self.pid else "")]
+        lines += [f"  url:        {self.url}", f"  data dir:   {self.data_dir}"]
+        lines.append(f"  tsdb:       {self.blocks} block(s)")
+        lines += [f"  rule file:  {p}" for p in self.rule_files] or ["  rule file:  (none)"]
+        return "\n".join(lines)
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name) or next(
+        (str(p) for p in (Path("/usr/bin") / name, Path("/usr/sbin") / name) if p.exists()), None
+    )
+    if found is None:
+        raise StackError(f"{name} is not installed; install Debian's `prometheus` package")
+    return found
+
+
+def _port_from_env() -> int:
+    text = os.environ.get(PORT_ENV, "").strip()
+    if not text:
+        return DEFAULT_PORT
+    if not text.isdigit():
+        raise ConfigError(f"{PORT_ENV} must be a port number, got {text!r}")
+    return int(text)
+
+
+def default_rule_files() -> list[Path]:
+    """The emitted plain rule file, from the current directory or the obslib checkout."""
+    from obslib.emit import RULE_FILE  # the one name of the emitted rule file
+
+    for root in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        if (root / RULE_FILE).is_file():
+            return [(root / RULE_FILE).absolute()]
+    return []
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has exited)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def _cmdline(pid: int) -> list[str]:
+    """The command line of ``pid``; empty while it is still being exec'd, or once it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Prometheus binds
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+class LocalStack:
+    """A Prometheus over backfilled history, started and stopped on demand.
+
+    Args:
+        data_dir: where config, TSDB, pid file and log live (default ``$OBSLIB_STACK_DIR``
+            or ``.obslib/stack`` under the current directory).
+        port: the port on 127.0.0.1 (default ``$OBSLIB_STACK_PORT`` or 19090).
+        rule_files: rule files to load (default: the emitted ``rules/daedalus-alerts.yaml``).
+        scrape_targets: ``host:port`` endpoints scraped every 15 s as job ``daedalus-fleet``.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        port: int | None = None,
+        rule_files: list[Path] | None = None,
+        scrape_targets: list[str] | None = None,
+    ) -> None:
+        chosen = data_dir or Path(os.environ.get(DIR_ENV, "").strip() or DEFAULT_DIR)
+        self.data_dir = Path(chosen).absolute()
+        self.port = _port_from_env() if port is None else port
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"stack port must be between 1 and 65535, got {self.port}")
+        self._rule_files = None if rule_files is None else [Path(p).absolute() for p in rule_files]
+        self.scrape_targets = list(scrape_targets or [])
+        bad = [t for t in self.scrape_targets if not _TARGET_RE.match(t)]
+        if bad:
+            raise ConfigError(f"scrape targets must be host:port, got {bad}")
+        self.config_path = self.data_dir / "prometheus.yml"
+        self.tsdb_dir = self.data_dir / "tsdb"
+        self.pid_path = self.data_dir / "prometheus.pid"
+        self.log_path = self.data_dir / "prometheus.log"
+
+    @property
+    def history_dir(self) -> Path:
+        """Where the history function writes (its ground truth, if any, stays there)."""
+        return self.data_dir / "history"
+
+    @property
+    def url(self) -> str:
+        """Base URL the stack serves on when started by this object."""
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- state -------------------------------------------------------------------------------
+
+    def _live_pid(self, clean_stale: bool) -> int | None:
+        """The pid of this data dir's running Prometheus; a stale pid file is removed if asked."""
+        try:
+            text = self.pid_path.read_text().strip()
+        except FileNotFoundError:
+            return None
+        pid = int(text) if text.isdigit() else None
+        if pid and _alive(pid):
+            args = _cmdline(pid)
+            # The pid may have been reused by an unrelated process: it must be ours.
+            if not args or f"--config.file={self.config_path}" in args:
+                return pid
+        if clean_stale:
+            self.pid_path.unlink(missing_ok=True)
+            log.warning(
+                "removed stale pid file %s (process %s no longer runs this stack)",
+                self.pid_path,
+                text or "?",
+            )
+        return None
+
+    def _port_of(self, pid: int) -> int:
+        for arg in _cmdline(pid):
+            if match := _LISTEN_RE.match(arg):
+                return int(match.group(1))
+        return self.port
+
+    def _is_ready(self, port: int) -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def _blocks(self) -> int:
+        if not self.tsdb_dir.is_dir():
+            return 0
+        return sum(1 for d in self.tsdb_dir.iterdir() if (d / "meta.json").is_file())
+
+    def _configured_rule_files(self) -> tuple[Path, ...]:
+        try:
+            config = yaml.safe_load(self.config_path.read_text()) or {}
+            return tuple(Path(p) for p in config.get("rule_files") or [])
+        except (OSError, yaml.YAMLError, AttributeError):
+            return tuple(self._rule_files or [])
+
+    def status(self) -> StackStatus:
+        """Whether the stack runs and answers, where, and over how many TSDB blocks."""
+        pid = self._live_pid(clean_stale=False)
+        port = self._port_of(pid) if pid else self.port
+        return StackStatus(
+            running=pid is not None,
+            ready=pid is not None and self._is_ready(port),
+            pid=pid,
+            url=f"http://127.0.0.1:{port}",
+            data_dir=self.data_dir,
+            blocks=self._blocks(),
+            rule_files=self._configured_rule_files(),
+        )
+
+    def endpoint(self) -> Endpoint:
+        """The Prometheus endpoint of the running stack.
+
+        Raises:
+            StackError: the stack is not running and ready.
+        """
+        status = self.status()
+        if not status.ready:
+            raise StackError(
+                f"the local stack in {self.data_dir} is not running; run `obslib stack up`"
+            )
+        return Endpoint(backend="prometheus", url=status.url)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def up(
+        self,
+        history: Callable[[Path], Path] | None = None,
+        ready_timeout_s: float = READY_TIMEOUT_S,
+    ) -> StackStatus:
+        """Start the stack (or reuse it when already running) and wait until it is ready.
+
+        Args:
+            history: called as ``history(work_dir)`` when the TSDB has no blocks; returns an
+                OpenMetrics file (or a directory of them), which is backfilled with promtool
+                and then deleted.
+            ready_timeout_s: how long to wait for ``/-/ready``.
+
+        Raises:
+            StackError: the port is taken, backfilling failed, or Prometheus did not start.
+        """
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        pid = self._live_pid(clean_stale=True)
+        if pid is not None:
+            port = self._port_of(pid)
+            if port != self.port:
+                log.warning(
+                    "the stack in %s already runs on port %d (not %d); reusing it. "
+                    "Run `obslib stack down` first to move it.",
+                    self.data_dir,
+                    port,
+                    self.port,
+                )
+            self._wait_ready(pid, port, ready_timeout_s, started_here=False, log_from=0)
+            return self.status()
+        if _port_taken(self.port):
+            raise StackError(
+                f"port {self.port} on 127.0.0.1 is already in use by another program; "
+                f"choose another with `obslib stack up --port N` or {PORT_ENV}=N"
+            )
+        rule_files = self._rule_files if self._rule_files is not None else default_rule_files()
+        if not rule_files:
+            raise StackError("no rule file to load: run `obslib emit`, or pass rule_files")
+        missing = [str(p) for p in rule_files if not p.is_file()]
+        if missing:
+            raise StackError(f"rule file(s) not found: {', '.join(missing)}")
+        if history is not None and self._blocks() == 0:
+            self._backfill(history)
+        self._write_config(rule_files)
+        log_from = self.log_path.stat().st_size if self.log_path.exists() else 0
+        pid = self._spawn()
+        self._wait_ready(pid, self.port, ready_timeout_s, started_here=True, log_from=log_from)
+        return self.status()
+
+    def _backfill(self, history: Callable[[Path], Path]) -> None:
+        """Backfill ``history``'s OpenMetrics into a staging dir, then move the blocks in.
+
+        ``history`` may return one OpenMetrics file or a directory of them (one per block
+        window). Only complete blocks reach the TSDB: a promtool failure leaves it untouched.
+        """
+        for leftover in self.data_dir.glob("tsdb-backfill-*"):  # from an interrupted run
+            shutil.rmtree(leftover, ignore_errors=True)
+        self.history_dir.mkdir(exist_ok=True)
+        source = Path(history(self.history_dir))
+        inputs = sorted(p for p in source.iterdir() if p.is_file()) if source.is_dir() else [source]
+        if not inputs or not all(p.is_file() for p in inputs):
+            raise StackError(f"the history function returned {source}: no OpenMetrics file there")
+        staging = Path(tempfile.mkdtemp(prefix="tsdb-backfill-", dir=self.data_dir))
+        try:
+            command = [_tool("promtool"), "tsdb", "create-blocks-from", "openmetrics", "--quiet"]
+            for path in inputs:
+                done = subprocess.run(
+                    [*command, str(path), str(staging)], capture_output=True, text=True, check=False
+                )
+                if done.returncode != 0:
+                    raise StackError(
+                        f"promtool could not backfill {path} (exit {done.returncode}):\n"
+                        f"{done.stderr.strip() or done.stdout.strip()}"
+                    )
+            if self.tsdb_dir.exists():  # e.g. a WAL from an earlier run without history
+                for block in staging.iterdir():
+                    block.rename(self.tsdb_dir / block.name)
+            else:
+                staging.rename(self.tsdb_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        # The blocks hold these samples now; anything else the history wrote (ground truth) stays.
+        if source.is_dir():
+            shutil.rmtree(source)
+        else:
+            source.unlink()
+
+    def _write_config(self, rule_files: list[Path]) -> None:
+        config: dict[str, object] = {
+            "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": "15s"},
+            "rule_files": [str(p) for p in rule_files],
+        }
+        if self.scrape_targets:
+            config["scrape_configs"] = [
+                {
+                    "job_name": FLEET_JOB,
+                    "scrape_interval": SCRAPE_INTERVAL,
+                    "static_configs": [{"targets": self.scrape_targets}],
+                }
+            ]
+        partial = self.config_path.with_suffix(".yml.tmp")
+        partial.write_text(yaml.safe_dump(config, sort_keys=False))
+        partial.replace(self.config_path)
+
+    def _spawn(self) -> int:
+        """Start Prometheus detached: own session and process group, output to the log file."""
+        argv = [
+            _tool("prometheus"),
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={self.tsdb_dir}",
+            f"--storage.tsdb.retention.time={RETENTION}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+        ]
+        with self.log_path.open("a") as out:
+            out.write(f"--- obslib stack up {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
+        # posix_spawn rather than Popen: the server outlives this process, and a Popen object
+        # left running would warn when collected.
+        pid = os.posix_spawn(
+            argv[0],
+            argv,
+            dict(os.environ),
+            setsid=True,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, str(self.log_path), os.O_WRONLY | os.O_APPEND, 0),
+                (os.POSIX_SPAWN_DUP2, 1, 2),
+            ],
+        )
+        self.pid_path.write_text(f"{pid}\n")
+        return pid
+
+    def _log_tail(self, start: int) -> str:
+        """The log since ``start``: its error lines if it has any, else its last lines."""
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(start)
+                lines = f.read().decode(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        errors = [line for line in lines if "level=error" in line]
+        return "\n".join((errors or lines)[-LOG_TAIL_LINES:]) or "(empty log)"
+
+    def _wait_ready(
+        self, pid: int, port: int, timeout_s: float, *, started_here: bool, log_from: int
+    ) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                self.pid_path.unlink(missing_ok=True)
+                raise StackError(
+                    f"prometheus exited while starting; the end of {self.log_path}:\n"
+                    f"{self._log_tail(log_from)}"
+                )
+            if self._is_ready(port):
+                return
+            time.sleep(0.2)
+        if started_here:
+            self.down()
+        raise StackError(
+            f"prometheus at http://127.0.0.1:{port} was not ready after {timeout_s:g} s; "
+            f"the end of {self.log_path}:\n{self._log_tail(log_from)}"
+        )
+
+    def down(self, timeout_s: float = STOP_TIMEOUT_S) -> bool:
+        """Stop the stack: SIGTERM, then SIGKILL after ``timeout_s``. Safe to repeat.
+
+        Returns:
+            Whether a running Prometheus was stopped.
+        """
+        pid = self._live_pid(clean_stale=True)
+        if pid is None:
+            return False
+        for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(pid, sig)  # its own group: started with setsid
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait_s
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not _alive(pid):
+                break
+            if sig == signal.SIGTERM:
+                log.warning("prometheus (pid %d) ignored SIGTERM for %g s; killing it", pid, wait_s)
+        if _alive(pid):
+            raise StackError(f"prometheus (pid {pid}) survived SIGKILL; stop it by hand")
+        self.pid_path.unlink(missing_ok=True)
+        return True
