@@ -10,7 +10,8 @@ can be read in one place. Facts from the OTLP specification (opentelemetry-proto
 - Success is 200 with an ``Export...ServiceResponse``; every 4xx/5xx body is a
   ``google.rpc.Status`` (``Status.message`` for people, ``Status.code`` optional). Both are
   encoded like the request and sent with the request's content type.
-- Undecodable or invalid data is 400; a body over the limit SHOULD be 413 (Content Too Large).
+- Undecodable or invalid data is 400. A body over the limit is 400 too, with a reason that says
+  so: the spec's SHOULD is 413, the workbench's requirement is 400; exporters retry neither.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def decompress(body: bytes, content_encoding: str | None, limit: int) -> bytes:
             raise Rejection(400, BAD_COMPRESSION, f"the {coding} stream is corrupt: {exc}") from exc
         if len(out) > limit:
             raise Rejection(
-                413, TOO_LARGE, f"the body exceeds {limit} bytes after {coding} decompression"
+                400, TOO_LARGE, f"the body exceeds {limit} bytes after {coding} decompression"
             )
         if not inflater.eof:
             raise Rejection(400, BAD_COMPRESSION, f"the {coding} stream is truncated")

@@ -251,7 +251,7 @@ class OtlpCollector:
                 )
             if too_large:
                 raise Rejection(
-                    413, codec.TOO_LARGE, f"the body exceeds {self.max_body_bytes} bytes"
+                    400, codec.TOO_LARGE, f"the body exceeds {self.max_body_bytes} bytes"
                 )
             content_encoding = handler.headers.get("Content-Encoding")
             raw = codec.decompress(body, content_encoding, self.max_body_bytes)
