@@ -36,3 +36,35 @@ def catalogue() -> Catalogue:
 @pytest.fixture(scope="session")
 def promtool() -> str:
     return tool("promtool")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def history_stack(tmp_path_factory):
+    """A real Prometheus over 3 days of synthetic history, and that history's ground truth.
+
+    Shared by every test that needs live data; stopped at the end of the session.
+    """
+    from obslib.emit import RULE_FILE
+    from obslib.sources.prometheus import PrometheusSource
+    from obslib.stack import LocalStack
+    from obslib.synth import load_ground_truth, write_history
+
+    settings = load_settings(None)
+    stack = LocalStack(
+        data_dir=tmp_path_factory.mktemp("stack"), port=free_port(), rule_files=[REPO / RULE_FILE]
+    )
+    try:
+        stack.up(history=lambda work_dir: write_history(settings, work_dir, days=3, seed=5))
+        truth = load_ground_truth(stack.history_dir)
+        yield PrometheusSource(stack.endpoint(), retries=1), truth
+    finally:
+        stack.down()
