@@ -29,6 +29,7 @@ EPISODE_COLUMNS: dict[str, str] = {
     "fired": "bool",
 }
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 class RangeSource(Protocol):
@@ -61,7 +62,11 @@ def episodes(samples: pd.DataFrame, alert: str, for_s: int, step_s: int) -> pd.D
     labels = _labels(samples)
     key = labels.map(lambda d: "{" + ",".join(f'{k}="{v}"' for k, v in sorted(d.items())) + "}")
     frame = pd.DataFrame(
-        {"series": key, "t": samples["timestamp"].astype("int64") // 10**9, "labels": labels}
+        {
+            "series": key,
+            "t": (samples["timestamp"] - _EPOCH) // pd.Timedelta(seconds=1),
+            "labels": labels,
+        }
     )
     frame = frame.drop_duplicates(["series", "t"]).sort_values(["series", "t"], kind="stable")
     t = frame["t"].to_numpy()
