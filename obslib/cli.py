@@ -122,6 +122,51 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     return 1 if run.lost else 0
 
 
+def _parse_params(pairs: list[list[str]] | None) -> dict[str, str]:
+    return {key: value for key, value in pairs or []}
+
+
+def _report_runs(args: argparse.Namespace, names: list[str] | None) -> int:
+    from obslib.reports import run_reports
+    from obslib.settings import load_settings
+
+    runs, index = run_reports(
+        load_settings(args.values),
+        names,
+        _parse_params(args.param),
+        args.out,
+        embedded=not args.no_embedded,
+        progress=not args.quiet,
+    )
+    for run in runs:
+        print(f"{run.verdict:>12}  {run.title}: {run.html}")
+    if index:
+        print(f"index: {index}")
+    failed = [run.title for run in runs if run.failed]
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Run one notebook headlessly and render its HTML report."""
+    return _report_runs(args, [args.name])
+
+
+def cmd_reports(args: argparse.Namespace) -> int:
+    """Run every notebook, render the reports and write rendered/index.html."""
+    return _report_runs(args, None)
+
+
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                        help="notebook parameter (repeatable); never an endpoint or a secret")  # fmt: skip
+    parser.add_argument("--out", default="rendered", help="output directory (default: rendered)")
+    parser.add_argument("--no-embedded", action="store_true",
+                        help="do not start the embedded stack or reference pipeline for unconfigured backends")  # fmt: skip
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="obslib", description=__doc__)
@@ -137,6 +182,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     lint = sub.add_parser("lint", help="lint rendered rules and dashboards against the exporters")
     lint.set_defaults(handler=cmd_lint)
+
+    report = sub.add_parser("report", help="run one notebook and render its HTML report")
+    report.add_argument("name", help="notebook name, e.g. phase5_acceptance")
+    _add_report_options(report)
+    report.set_defaults(handler=cmd_report)
+
+    reports = sub.add_parser(
+        "reports", help="run every notebook, render reports and rendered/index.html"
+    )
+    _add_report_options(reports)
+    reports.set_defaults(handler=cmd_reports)
 
     stack = sub.add_parser("stack", help="run a local Prometheus over backfilled fleet history")
     stack.add_argument("action", choices=("up", "down", "status"))

@@ -1,0 +1,108 @@
+"""Figures the trace audit report shows beside the audit itself.
+
+Per-hop latency, log lines whose trace id has no trace, sample traces to draw, and (for the
+embedded default) the comparison of what the audit found with the faults the reference
+pipeline injected.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from obslib.analysis.audit import AuditResult
+from obslib.analysis.trace_index import hop_codes
+from obslib.catalogue.hops import HopProfile
+
+
+def hop_latency(spans: pd.DataFrame, profile: HopProfile) -> pd.DataFrame:
+    """Duration percentiles (milliseconds) of each hop's spans, in profile order."""
+    columns = ["hop", "span", "spans", "p50_ms", "p95_ms", "p99_ms", "max_ms"]
+    if spans.empty:
+        return pd.DataFrame(columns=columns)
+    hop, _ = hop_codes(spans, profile)
+    frame = pd.DataFrame({"hop": hop, "ms": spans["duration_ns"].to_numpy() / 1e6})
+    frame = frame[frame["hop"] >= 0]
+    stats = frame.groupby("hop")["ms"].describe(percentiles=[0.5, 0.95, 0.99])
+    keys = [h.key for h in profile.hops]
+    out = pd.DataFrame(
+        {
+            "hop": [keys[i] for i in stats.index],
+            "span": [profile.hops[i].span for i in stats.index],
+            "spans": stats["count"].astype(int).to_numpy(),
+            "p50_ms": stats["50%"].to_numpy(),
+            "p95_ms": stats["95%"].to_numpy(),
+            "p99_ms": stats["99%"].to_numpy(),
+            "max_ms": stats["max"].to_numpy(),
+        }
+    )
+    return out.sort_values("hop", key=lambda s: s.map(keys.index)).reset_index(drop=True)
+
+
+def logs_without_trace(logs: pd.DataFrame, spans: pd.DataFrame) -> pd.DataFrame:
+    """Log lines carrying a ``trace_id`` that no span in ``spans`` has."""
+    if logs.empty:
+        return logs
+    known = set(spans["trace_id"]) if not spans.empty else set()
+    has_id = logs["trace_id"].astype(str).str.len() > 0
+    return logs[has_id & ~logs["trace_id"].isin(known)].reset_index(drop=True)
+
+
+def sample_traces(result: AuditResult) -> tuple[str, str]:
+    """One broken task's root trace (or first trace) and one healthy task's, "" when none."""
+    tasks = result.tasks
+    if tasks.empty:
+        return "", ""
+
+    def pick(frame: pd.DataFrame) -> str:
+        if frame.empty:
+            return ""
+        row = frame.iloc[0]
+        if isinstance(row["root_trace"], str) and row["root_trace"]:
+            return row["root_trace"]
+        traces = row["trace_ids"]
+        return str(traces[0]) if len(traces) else ""
+
+    return pick(tasks[~tasks["ok"]]), pick(tasks[tasks["ok"]])
+
+
+def injected_vs_found(result: AuditResult, fleet_run: str | Path) -> pd.DataFrame:
+    """Per injected fault: tasks that got it, how many the audit flagged, and any it missed.
+
+    The last row compares the tasks without any fault: the audit should flag none of them.
+    """
+    run = json.loads(Path(fleet_run).read_text())
+    broken = set(result.tasks.loc[~result.tasks["ok"], "task_id"])
+    faults: dict[str, list[str]] = {}
+    for task, names in run["faults"].items():
+        for name in names:
+            faults.setdefault(name, []).append(task)
+    rows = []
+    for name, tasks in sorted(faults.items()):
+        found = [t for t in tasks if t in broken]
+        rows.append(
+            {
+                "fault": name,
+                "injected": len(tasks),
+                "flagged": len(found),
+                "missed": sorted(set(tasks) - broken),
+            }
+        )
+    clean = [t for t in run["task_ids"] if not run["faults"].get(t)]
+    false_alarms = sorted(set(clean) & broken)
+    rows.append(
+        {
+            "fault": "(none)",
+            "injected": len(clean),
+            "flagged": len(false_alarms),
+            "missed": false_alarms,
+        }
+    )
+    frame = pd.DataFrame(rows)
+    frame["caught"] = np.where(
+        frame["fault"] == "(none)", frame["flagged"] == 0, frame["flagged"] == frame["injected"]
+    )
+    return frame

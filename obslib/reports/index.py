@@ -1,0 +1,61 @@
+"""``rendered/index.html``: every report of a run with its verdict, linked."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from obslib.emit.files import write_atomic
+from obslib.reports.results import load_results
+from obslib.reports.run import ReportRun
+from obslib.reports.secrets import scrub
+
+_COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "inconclusive": "#9a6700", "error": "#8250df"}
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; color: #1f2328; }
+table { border-collapse: collapse; width: 100%; } td, th { padding: .5rem .75rem; text-align: left;
+border-bottom: 1px solid #d0d7de; } .verdict { color: white; padding: .15rem .5rem; border-radius: 1rem;
+font-weight: 600; font-size: .85rem; } .muted { color: #57606a; font-size: .9rem; }
+"""
+
+
+def _row(run: ReportRun, out_dir: Path) -> str:
+    results = load_results(run.results)
+    window = results.get("window") or {}
+    span = f"{window.get('start', '')} to {window.get('end', '')}" if window else ""
+    colour = _COLOURS.get(run.verdict, "#57606a")
+    problem = ""
+    if run.error:
+        problem = f"<div class='muted'>{html.escape(str(run.error.get('ename')))}: {html.escape(str(run.error.get('evalue'))[:200])}</div>"
+    return (
+        f"<tr><td><a href='{html.escape(run.html.relative_to(out_dir).as_posix())}'>{html.escape(run.title)}</a>{problem}</td>"
+        f"<td><span class='verdict' style='background:{colour}'>{html.escape(run.verdict)}</span></td>"
+        f"<td class='muted'>{html.escape(span)}</td><td class='muted'>{run.seconds:.0f} s</td>"
+        f"<td><a href='{html.escape(run.results.relative_to(out_dir).as_posix())}'>results JSON</a></td></tr>"
+    )
+
+
+def write_index(runs: Sequence[ReportRun], out_dir: str | Path, notes: Sequence[str] = ()) -> Path:
+    """Write ``index.html`` linking every report with its verdict."""
+    out = Path(out_dir).resolve()
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    rows = "\n".join(_row(run, out) for run in runs)
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Daedalus observability reports</title>
+<style>{_STYLE}</style></head><body>
+<h1>Daedalus observability reports</h1>
+<p class="muted">Generated {when}. Verdicts: pass, fail, inconclusive (no data is never a pass), error (the
+report failed; open it for the error and what to check).</p>
+<table><thead><tr><th>Report</th><th>Verdict</th><th>Window (UTC)</th><th>Took</th><th></th></tr></thead>
+<tbody>
+{rows}
+</tbody></table>
+<h2>Backends</h2><ul>{items}</ul>
+</body></html>
+"""
+    path = out / "index.html"
+    write_atomic(path, scrub(page))
+    return path

@@ -1,0 +1,83 @@
+"""The results JSON each notebook writes beside its HTML report.
+
+One small schema for every notebook, so the index page and the tests read them the same way:
+``notebook``, ``title``, ``verdict`` (pass | fail | inconclusive | error), ``window``,
+``generated_at``, ``summary`` (the notebook's own figures) and, for a failed run, ``error``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from obslib.emit.files import write_atomic
+from obslib.reports.secrets import scrub
+from obslib.verdict import Verdict
+
+RESULTS_SUFFIX = ".results.json"
+ERROR = "error"
+
+
+def results_path(results_dir: str | Path, name: str) -> Path:
+    """Where notebook ``name`` writes its results."""
+    return Path(results_dir) / f"{name}{RESULTS_SUFFIX}"
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready form of numpy, pandas and enum values (NaN becomes null)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_plain(v) for v in value]
+    if isinstance(value, pd.DataFrame):
+        return _plain(value.to_dict("records"))
+    if isinstance(value, Verdict):
+        return value.value
+    if isinstance(value, pd.Timestamp | datetime):
+        return None if pd.isna(value) else pd.Timestamp(value).isoformat()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def save_results(
+    name: str,
+    results_dir: str | Path,
+    *,
+    title: str,
+    verdict: Verdict | str,
+    window: tuple[Any, Any] | None = None,
+    summary: Mapping[str, Any] | None = None,
+    error: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``<results_dir>/<name>.results.json`` atomically, scrubbed of credentials."""
+    payload = {
+        "notebook": name,
+        "title": title,
+        "verdict": verdict.value if isinstance(verdict, Verdict) else str(verdict),
+        "window": None
+        if window is None
+        else {"start": _plain(window[0]), "end": _plain(window[1])},
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "summary": _plain(dict(summary or {})),
+    }
+    if error:
+        payload["error"] = _plain(dict(error))
+    path = results_path(results_dir, name)
+    write_atomic(path, scrub(json.dumps(payload, indent=2, allow_nan=False)) + "\n")
+    return path
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read a results file."""
+    return json.loads(Path(path).read_text())

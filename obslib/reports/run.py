@@ -1,0 +1,165 @@
+"""Run a notebook headlessly (papermill), render it (nbconvert), and read its verdict.
+
+``run_notebook`` is what ``obslib report NAME`` and ``make reports`` call: it checks the
+parameters against the notebook's ``parameters`` cell, executes it with a progress bar and
+cell output logged, renders HTML with the code hidden, and returns the verdict from the results
+JSON the notebook wrote. A failed cell still leaves an HTML report (the error, and what to check
+first) and a results file with ``verdict: error``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from obslib.emit.files import write_atomic
+from obslib.errors import ConfigError
+from obslib.reports.notebooks import NotebookSpec, notebook_spec
+from obslib.reports.results import ERROR, load_results, results_path, save_results
+from obslib.reports.secrets import scrub
+
+REPO = Path(__file__).resolve().parents[2]
+KERNEL = "python3"
+CELL_TIMEOUT_S = 900
+
+# First things to check, by the exception a cell raised (obslib's own errors first).
+HINTS = {
+    "BackendUnavailable": "The backend did not answer: is it up, and are OBSLIB_<BACKEND>_URL and its "
+    "credentials right? For the embedded default, `obslib stack status` shows the local Prometheus.",
+    "QueryRejected": "The backend refused a query: its own message above names the problem; the query "
+    "comes from the catalogue or a notebook parameter.",
+    "NoData": "The query matched nothing: widen the window (start/end/hours parameters) or check the "
+    "selector's labels against live data (the observability cross-check report does this).",
+    "NotFound": "An id was not found: check the trace id parameter; fresh traces take seconds to appear.",
+    "MalformedResponse": "The backend answered in an unexpected shape: check its version and URL.",
+    "ConfigError": "A setting is invalid: the message names the values-file key, parameter or variable.",
+    "CatalogueError": "The catalogue is inconsistent: run `make check` and `obslib lint`.",
+}
+DEFAULT_HINT = (
+    "Read the traceback above; rerun this one report with `obslib report {name}` after fixing."
+)
+
+
+@dataclass(frozen=True)
+class ReportRun:
+    """What one notebook run produced."""
+
+    name: str
+    title: str
+    verdict: str  # pass | fail | inconclusive | error
+    html: Path
+    notebook: Path
+    results: Path
+    seconds: float
+    error: dict[str, Any] | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Whether this run should make the whole run exit non-zero."""
+        return self.verdict == ERROR or (
+            self.verdict == "fail" and notebook_spec(self.name).fail_exits
+        )
+
+
+def check_parameters(spec: NotebookSpec, parameters: dict[str, Any]) -> None:
+    """Refuse parameters the notebook does not declare (papermill would only warn)."""
+    from papermill import inspect_notebook
+
+    declared = set(inspect_notebook(str(spec.path)))
+    unknown = sorted(set(parameters) - declared)
+    if unknown:
+        raise ConfigError(
+            f"notebook {spec.name}: unknown parameter(s) {', '.join(unknown)}; it takes {', '.join(sorted(declared))}"
+        )
+
+
+def _error_cell(name: str, error: dict[str, Any]) -> nbformat.NotebookNode:
+    hint = HINTS.get(error["ename"], DEFAULT_HINT.format(name=name))
+    text = (
+        f"## This report failed\n\nCell {error['exec_count']} raised **{error['ename']}**: "
+        f"{error['evalue']}\n\n**What to check:** {hint}\n\nThe cells below ran up to the failure; "
+        "the error and its traceback are at the end."
+    )
+    return nbformat.v4.new_markdown_cell(text, metadata={"tags": ["obslib-error"]})
+
+
+def render_html(notebook: nbformat.NotebookNode, title: str) -> str:
+    """HTML of an executed notebook with the code hidden (outputs and narrative only)."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(
+        template_name="lab",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
+    notebook.metadata["title"] = title
+    body, _ = exporter.from_notebook_node(notebook)
+    return body
+
+
+def run_notebook(
+    name: str,
+    parameters: dict[str, Any] | None = None,
+    out_dir: str | Path = "rendered",
+    *,
+    progress: bool = True,
+    log_output: bool = True,
+) -> ReportRun:
+    """Execute notebook ``name`` with ``parameters``; write its .ipynb, .html and results JSON."""
+    from papermill import execute_notebook
+    from papermill.exceptions import PapermillExecutionError
+
+    spec = notebook_spec(name)
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    params = {**dict(parameters or {}), "results_dir": str(out)}
+    check_parameters(spec, params)
+    results = results_path(out, name)
+    results.unlink(missing_ok=True)  # a stale verdict must never survive a failed run
+    executed = out / f"{name}.ipynb"
+    started = time.monotonic()
+    error: dict[str, Any] | None = None
+    with tempfile.TemporaryDirectory(prefix=f"obslib-{name}-") as tmp:
+        scratch = Path(tmp) / f"{name}.ipynb"
+        try:
+            execute_notebook(
+                str(spec.path),
+                str(scratch),
+                parameters=params,
+                kernel_name=KERNEL,
+                progress_bar=progress,
+                log_output=log_output,
+                cwd=str(REPO),
+                execution_timeout=CELL_TIMEOUT_S,
+            )
+        except PapermillExecutionError as exc:
+            error = {
+                "exec_count": exc.exec_count,
+                "ename": exc.ename,
+                "evalue": str(exc.evalue)[:2000],
+            }
+        notebook = nbformat.read(scratch, as_version=4)
+    if error is not None:
+        notebook.cells.insert(0, _error_cell(name, error))
+    write_atomic(executed, scrub(nbformat.writes(notebook)))
+    html = out / f"{name}.html"
+    write_atomic(html, scrub(render_html(notebook, spec.title)))
+    if error is None and not results.exists():
+        error = {
+            "exec_count": None,
+            "ename": "MissingResults",
+            "evalue": f"{name} wrote no {results.name}",
+        }
+    if error is not None:
+        error["hint"] = HINTS.get(error["ename"], DEFAULT_HINT.format(name=name))
+        save_results(name, out, title=spec.title, verdict=ERROR, error=error)
+    verdict = load_results(results)["verdict"]
+    return ReportRun(
+        name, spec.title, verdict, html, executed, results, time.monotonic() - started, error
+    )
