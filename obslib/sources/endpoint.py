@@ -39,7 +39,9 @@ class Endpoint:
         object.__setattr__(self, "url", self.url.rstrip("/"))
 
     def __repr__(self) -> str:
-        return f"Endpoint(backend={self.backend!r}, url={self.safe_url!r}, timeout={self.timeout:g})"
+        return (
+            f"Endpoint(backend={self.backend!r}, url={self.safe_url!r}, timeout={self.timeout:g})"
+        )
 
     @property
     def safe_url(self) -> str:
