@@ -18,6 +18,7 @@ from obslib.catalogue.panels import PanelSpec, Target
 from obslib.promql import interpolate
 from obslib.sources.frames import PROMETHEUS_COLUMNS
 
+SCRAPE_INTERVAL_S = 60  # the synthetic history's; live targets scrape more often, which only helps
 _LEGEND_RE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 _UNIT_TITLES = {
     "s": "seconds",
@@ -48,10 +49,16 @@ def panel_frames(
     end: object,
     step: float,
 ) -> pd.DataFrame:
-    """One frame of all the panel's targets over the window, with a ``legend`` column."""
+    """One frame of all the panel's targets over the window, with a ``legend`` column.
+
+    ``$__rate_interval`` becomes what Grafana would use at this step: at least four scrape
+    intervals, and never shorter than the step plus one scrape (so no sample is skipped).
+    """
     frames = []
+    rate_interval = f"{int(max(4 * SCRAPE_INTERVAL_S, step + SCRAPE_INTERVAL_S))}s"
+    bound = {"__rate_interval": rate_interval, **variables}
     for target in panel.fleet:
-        frame = source.query_range(interpolate(target.expr, variables), start, end, step)
+        frame = source.query_range(interpolate(target.expr, bound), start, end, step)
         if frame.empty:
             continue
         label_columns = [c for c in frame.columns if c not in PROMETHEUS_COLUMNS]
