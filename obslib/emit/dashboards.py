@@ -61,19 +61,21 @@ def _agent_variable(values: list[str], fleet: bool) -> dict[str, Any]:
     return variable
 
 
+def _tempo_target(query: str) -> dict[str, Any]:
+    return {
+        "refId": "A",
+        "datasource": TEMPO_DS,
+        "queryType": "traceql",
+        "query": query,
+        "limit": SLOWEST_SEARCH_LIMIT,
+        "tableType": "traces",
+    }
+
+
 def _explore_url(query: str) -> str:
     pane = {
         "datasource": TEMPO_DS["uid"],
-        "queries": [
-            {
-                "refId": "A",
-                "datasource": TEMPO_DS,
-                "queryType": "traceql",
-                "query": query,
-                "limit": SLOWEST_SEARCH_LIMIT,
-                "tableType": "traces",
-            }
-        ],
+        "queries": [_tempo_target(query)],
         "range": {"from": "now-1h", "to": "now"},
     }
     panes = quote(json.dumps({"slowest": pane}, separators=(",", ":")), safe="${}:,")
@@ -112,16 +114,7 @@ def _traces_table(panel: PanelSpec, targets: tuple[Target, ...]) -> dict[str, An
         "type": "table",
         "datasource": TEMPO_DS,
         "timeFrom": "1h",
-        "targets": [
-            {
-                "refId": "A",
-                "datasource": TEMPO_DS,
-                "queryType": "traceql",
-                "query": query,
-                "limit": SLOWEST_SEARCH_LIMIT,
-                "tableType": "traces",
-            }
-        ],
+        "targets": [_tempo_target(query)],
         "transformations": [
             {
                 "id": "sortBy",
