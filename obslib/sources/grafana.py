@@ -22,7 +22,7 @@ import copy
 import json
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -218,20 +218,7 @@ class GrafanaSource:
     """
 
     def __init__(self, endpoint: Endpoint | None = None, client: HttpClient | None = None) -> None:
-        endpoint = client.endpoint if client is not None else endpoint or endpoint_from_env(BACKEND)
-        # Grafana decodes the body as JSON only when told it is JSON.
-        json_endpoint = replace(
-            endpoint, headers={**endpoint.headers, "Content-Type": "application/json"}
-        )
-        if client is None:
-            self.client = HttpClient(json_endpoint)
-        else:
-            self.client = HttpClient(
-                json_endpoint,
-                session=client.session,
-                retries=client.retries,
-                backoff_s=client.backoff_s,
-            )
+        self.client = client or HttpClient(endpoint or endpoint_from_env(BACKEND))
 
     @property
     def endpoint(self) -> Endpoint:
@@ -263,13 +250,10 @@ class GrafanaSource:
             raise ValueError(f"expires_s must be 0 (never) or positive, got {expires_s}")
         model = snapshot_model(dashboard_model, start, end, name)
         request = f"POST /{SNAPSHOT_PATH} {model['title']!r} {model['time']['from']} to {model['time']['to']}"
-        body = json.dumps(
-            {"dashboard": model, "name": model["title"], "expires": int(expires_s)},
-            allow_nan=False,
-        ).encode()
+        body = {"dashboard": model, "name": model["title"], "expires": int(expires_s)}
+        json.dumps(body, allow_nan=False)  # Grafana's decoder rejects NaN: fail here, not there
         try:
-            # HttpClient takes a form mapping; bytes go to requests as the raw body.
-            response = self.client.request("POST", SNAPSHOT_PATH, data=body, query=request)  # type: ignore[arg-type]
+            response = self.client.request("POST", SNAPSHOT_PATH, json_body=body, query=request)
         except SourceError as exc:
             raise type(exc)(exc.backend, exc.url, exc.query, _grafana_message(exc.detail)) from exc
         answer = decode_json(response, BACKEND, request)

@@ -62,10 +62,14 @@ class HttpClient:
         *,
         params: Mapping[str, Any] | None = None,
         data: Mapping[str, Any] | None = None,
+        json_body: Any = None,
         query: str = "",
         accept: str | None = None,
     ) -> requests.Response:
-        """Send a request; return the 2xx response or raise the matching ``SourceError``."""
+        """Send a request; return the 2xx response or raise the matching ``SourceError``.
+
+        ``data`` is sent as a form, ``json_body`` as JSON (with its content type).
+        """
         url = self.url(path)
         headers = dict(self.endpoint.headers)
         if accept:
@@ -81,6 +85,7 @@ class HttpClient:
                     url,
                     params=params,
                     data=data,
+                    json=json_body,
                     headers=headers,
                     auth=self.endpoint.auth,
                     verify=self.endpoint.verify,
@@ -113,7 +118,8 @@ class HttpClient:
                 backend,
                 url,
                 query,
-                f"HTTP {status}: access denied; check OBSLIB_{name}_TOKEN or OBSLIB_{name}_USER/PASSWORD",
+                f"HTTP {status}: access denied ({server_message(response)}); check OBSLIB_{name}_TOKEN "
+                f"or OBSLIB_{name}_USER/PASSWORD",
             )
         raise BackendUnavailable(backend, url, query, f"HTTP {status}: {server_message(response)}")
 
