@@ -10,7 +10,7 @@ evaluation interval as step gives the same answer for history Prometheus never e
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -35,9 +35,7 @@ _EPOCH = pd.Timestamp(0, tz="UTC")
 class RangeSource(Protocol):
     """What the replay needs from a Prometheus source."""
 
-    def query_range(
-        self, promql: str, start: object, end: object, step: object = None
-    ) -> pd.DataFrame:
+    def query_range(self, promql: str, start: Any, end: Any, step: Any = None) -> pd.DataFrame:
         """Samples of a range query (PROMETHEUS_COLUMNS plus label columns)."""
         ...
 

@@ -139,9 +139,7 @@ def alert_noise(
     The replay evaluates every alert's expression at ``step_s`` intervals (pint's
     ``alerts/count``); one row per alert of the catalogue, silent ones included.
     """
-    # alert_replay's RangeSource protocol types times as `object`, which PrometheusSource's
-    # narrower signature does not satisfy for mypy; at run time it is exactly what it needs.
-    episodes = replay_alerts(source, catalogue.alerts, start, end, step_s)  # type: ignore[arg-type]
+    episodes = replay_alerts(source, catalogue.alerts, start, end, step_s)
     fired = episodes[episodes["fired"]]
     firing = (fired["resolved_at"] - fired["firing_at"]).dt.total_seconds()
     rows = []

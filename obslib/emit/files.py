@@ -55,16 +55,16 @@ def write_all_atomic(root: Path, files: Mapping[str, str]) -> None:
         for rel, text in files.items():
             path = root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            staged.append((Path(tmp), path))
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            staged.append((Path(name), path))
             # mkstemp creates 0600; artifacts and reports are meant to be read by others.
-            os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else _DEFAULT_MODE)
+            os.chmod(name, path.stat().st_mode & 0o777 if path.exists() else _DEFAULT_MODE)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
         _replace_all(staged)
     finally:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
+        for leftover, _ in staged:
+            leftover.unlink(missing_ok=True)
 
 
 def _replace_all(staged: list[tuple[Path, Path]]) -> None:

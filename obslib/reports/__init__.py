@@ -8,6 +8,7 @@ in order, and writes ``index.html`` linking each report with its verdict.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,11 @@ def run_reports(
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     runs: list[ReportRun] = []
-    if embedded:
-        context_manager = report_backends(settings, out)
-    else:
-        from contextlib import nullcontext
-
-        context_manager = nullcontext(ReportContext(prometheus="configured", traces="configured"))
+    context_manager: AbstractContextManager[ReportContext] = (
+        report_backends(settings, out)
+        if embedded
+        else nullcontext(ReportContext(prometheus="configured", traces="configured"))
+    )
     with context_manager as ctx:
         for spec in chosen:
             params = ctx.for_notebook(spec.name)
