@@ -25,6 +25,7 @@ check: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy obslib
 	$(BIN)/obslib lint
 
 test: lint

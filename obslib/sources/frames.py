@@ -83,5 +83,9 @@ def conform(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"frame lacks documented columns: {missing}")
-    ordered = frame[[*columns, *[c for c in frame.columns if c not in columns]]]
+    ordered = frame[[*columns, *[c for c in frame.columns if c not in columns]]].copy()
+    for name, dtype in columns.items():
+        if dtype.startswith("datetime64") and "UTC" in dtype:
+            # astype cannot make naive values (e.g. an all-NaT column) UTC; to_datetime can.
+            ordered[name] = pd.to_datetime(ordered[name], utc=True).astype(dtype)
     return ordered.astype({name: dtype for name, dtype in columns.items() if dtype != "object"})

@@ -45,8 +45,9 @@ class GroundTruth:
         return next(i for i in self.incidents if i.id == incident_id)
 
 
-def load_ground_truth(path: Path) -> GroundTruth:
+def load_ground_truth(path: str | Path) -> GroundTruth:
     """Read a ground-truth file (or the one in directory ``path``)."""
+    path = Path(path)
     path = path / GROUND_TRUTH if path.is_dir() else path
     data = json.loads(path.read_text())
     return GroundTruth(

@@ -123,3 +123,72 @@ def test_a_token_in_the_environment_reaches_no_report_file(stack_env, tmp_path, 
     assert {p.suffix for p in written} >= {".html", ".ipynb", ".json"}
     for path in written:
         assert token not in path.read_text(errors="replace"), path
+
+
+def acceptance_run(tmp_path, start: int, end: int, **extra):
+    params = {"start": iso(start), "end": iso(end), "fleet_report": "", **extra}
+    run = run_notebook("phase5_acceptance", params, tmp_path, progress=False)
+    assert run.error is None, run.error
+    return run, load_results(run.results)["summary"]["criteria"]
+
+
+def test_ac1_passes_fails_and_is_inconclusive_on_windows_built_for_it(stack_env, tmp_path):
+    _, truth = stack_env
+    slow = truth.incident("slow-cold-starts")
+    run, criteria = acceptance_run(tmp_path / "pass", slow.start - 9 * 3600, slow.start - 3 * 3600)
+    assert criteria["AC1"]["verdict"] == "pass" and criteria["AC1"]["value"] < 1500
+    run, criteria = acceptance_run(tmp_path / "fail", slow.start, slow.end + 3600)
+    assert criteria["AC1"]["verdict"] == "fail" and criteria["AC1"]["value"] > 1500
+    assert run.verdict == "fail" and run.failed  # a failing AC fails the run...
+    assert "This report failed" not in run.html.read_text()  # ...after a normal report is written
+    _, criteria = acceptance_run(tmp_path / "none", truth.start - 6 * 3600, truth.start - 3600)
+    assert criteria["AC1"]["verdict"] == "inconclusive"
+
+
+def test_ac2_audits_the_sentinel_trace(stack_env, fleet_telemetry, tmp_path):
+    run_, traces, _, _ = fleet_telemetry
+    _, truth = stack_env
+    clean = next(t for t in run_.task_ids if not run_.faults.get(t))
+    broken = next(t for t in run_.task_ids if run_.faults.get(t))
+    window = (truth.end - 3 * 3600, truth.end)
+    _, criteria = acceptance_run(
+        tmp_path / "ok",
+        *window,
+        sentinel_task_id=clean,
+        trace_id=run_.expected_trace_ids[clean],
+        traces_path=str(traces),
+    )
+    assert criteria["AC2"]["verdict"] == "pass" and criteria["AC2"]["value"] > 0
+    _, criteria = acceptance_run(
+        tmp_path / "bad",
+        *window,
+        sentinel_task_id=broken,
+        trace_id=run_.expected_trace_ids[broken],
+        traces_path=str(traces),
+    )
+    assert criteria["AC2"]["verdict"] == "fail"
+    _, criteria = acceptance_run(tmp_path / "none", *window)
+    assert (
+        criteria["AC2"]["verdict"] == "inconclusive"
+        and criteria["AC5"]["verdict"] == "inconclusive"
+    )
+
+
+def test_crosscheck_passes_on_clean_data_and_flags_a_selector_that_matches_nothing(
+    stack_env, tmp_path, monkeypatch
+):
+    _, truth = stack_env
+    window = {"start": iso(truth.end - 12 * 3600), "end": iso(truth.end)}
+    run = run_notebook("observability_crosscheck", window, tmp_path / "clean", progress=False)
+    assert run.verdict == "pass", load_results(run.results)
+    values = tmp_path / "values.yaml"
+    values.write_text("workers:\n  podPrefix: daedalus-wrkr-\n")  # a prefix no pod has
+    monkeypatch.setenv("OBSLIB_VALUES", str(values))
+    run = run_notebook("observability_crosscheck", window, tmp_path / "drift", progress=False)
+    summary = load_results(run.results)["summary"]
+    assert run.verdict == "fail"
+    unmatched = {
+        (s["name"], s["diagnosis"]) for s in summary["unmatched_selectors"] if s["kind"] == "rule"
+    }
+    assert ("WorkerCrashLoopBackOff", "value_missing") in unmatched
+    assert any(m["values_key"] == "workers.podPrefix" for m in summary["mismatches"])
