@@ -51,3 +51,17 @@ def test_durations():
         7200,
         86400,
     ]
+
+
+def test_noise_table_when_nothing_fired(history_stack, catalogue):
+    """A quiet window: every alert has a row, with no firing time (regression: all-NaT columns)."""
+    from obslib.analysis.crosscheck import alert_noise
+
+    source, truth = history_stack
+    quiet = truth.incident("worker-image-pull").start - 2 * 3600
+    noise = alert_noise(source, catalogue, quiet - 3600, quiet)
+    assert len(noise) == len(catalogue.alerts) and (noise["fired"] == 0).all()
+    assert (
+        noise["first_fired"].isna().all()
+        and str(noise["first_fired"].dtype) == "datetime64[ns, UTC]"
+    )
