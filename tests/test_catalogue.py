@@ -67,3 +67,9 @@ def test_deviations_explain_themselves(catalogue):
     for alert in catalogue.alerts:
         if alert.spec_expr:
             assert alert.deviation and alert.spec_expr != alert.expr
+
+
+def test_flat_api_resolves_every_entry_point():
+    import obslib
+
+    assert all(callable(getattr(obslib, name)) or isinstance(getattr(obslib, name), type) for name in obslib.__all__)
