@@ -23,7 +23,6 @@ from opentelemetry.context import Context
 from obslib.catalogue.contract import STATUS_FAILURE
 from obslib.catalogue.hops import (
     AGENT_TYPE,
-    DESTINATION,
     ENVELOPE_TRACE_ID,
     RESULT_SUBJECT_PREFIX,
     SERVICE_ORCHESTRATOR,
@@ -40,16 +39,14 @@ from obslib.fleet.envelope import (
 from obslib.fleet.faults import FaultBook
 from obslib.fleet.metrics import FleetMetrics
 from obslib.fleet.telemetry import (
-    MESSAGING_BODY_SIZE,
     MESSAGING_NATS_STREAM,
-    MESSAGING_OPERATION,
-    MESSAGING_SYSTEM,
     TASK_STATE,
     ServiceTelemetry,
     extract_context,
     forced_ids,
     has_span,
     inject_context,
+    messaging_attributes,
     trace_id_hex,
 )
 from obslib.settings import Settings
@@ -161,14 +158,9 @@ class Orchestrator:
     async def _publish_task(self, task: PlannedTask) -> None:
         subject = self._settings.task_subject(task.agent_type)
         body = task_message(task)
-        attributes = {
-            MESSAGING_SYSTEM: "nats",
-            DESTINATION: subject,
-            MESSAGING_OPERATION: "publish",
-            MESSAGING_BODY_SIZE: len(body),
-            TASK_ID: task.task_id,
-            AGENT_TYPE: task.agent_type,
-        }
+        attributes = messaging_attributes(
+            "publish", subject, body, {TASK_ID: task.task_id, AGENT_TYPE: task.agent_type}
+        )
         span = self._tel.hop_span("task_publish", attributes=attributes)
         with trace.use_span(span, end_on_exit=True):
             headers = None
@@ -198,15 +190,12 @@ class Orchestrator:
         fallback = None
         if not has_span(context) and TRACE_ID_RE.match(result.trace_id):
             fallback = int(result.trace_id, 16)
-        attributes = {
-            TASK_ID: result.task_id,
-            TASK_STATE: result.state,
-            MESSAGING_SYSTEM: "nats",
-            DESTINATION: msg.subject,
-            MESSAGING_OPERATION: "receive",
-            MESSAGING_BODY_SIZE: len(msg.data),
-            ENVELOPE_TRACE_ID: result.trace_id,
-        }
+        attributes = messaging_attributes(
+            "receive",
+            msg.subject,
+            msg.data,
+            {TASK_ID: result.task_id, TASK_STATE: result.state, ENVELOPE_TRACE_ID: result.trace_id},
+        )
         if agent_type:
             attributes[AGENT_TYPE] = agent_type
         with forced_ids(trace_id=fallback):

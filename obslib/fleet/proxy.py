@@ -20,7 +20,6 @@ from opentelemetry.trace import Status, StatusCode
 
 from obslib.catalogue.hops import (
     AGENT_TYPE,
-    DESTINATION,
     RESULT_SUBJECT_PREFIX,
     SERVICE_PROXY,
     TASK_ID,
@@ -39,10 +38,7 @@ from obslib.fleet.metrics import FleetMetrics
 from obslib.fleet.telemetry import (
     CONTEXT_ID,
     MESSAGE_ID,
-    MESSAGING_BODY_SIZE,
     MESSAGING_NATS_STREAM,
-    MESSAGING_OPERATION,
-    MESSAGING_SYSTEM,
     PROMPT_LENGTH,
     RESPONSE_LENGTH,
     RPC_METHOD,
@@ -52,6 +48,7 @@ from obslib.fleet.telemetry import (
     extract_context,
     forced_ids,
     inject_context,
+    messaging_attributes,
     trace_id_hex,
 )
 
@@ -156,15 +153,16 @@ class Worker:
             )
             await msg.term()
             return
-        attributes = {
-            MESSAGING_SYSTEM: "nats",
-            DESTINATION: msg.subject,
-            MESSAGING_OPERATION: "receive",
-            MESSAGING_BODY_SIZE: len(msg.data),
-            MESSAGING_NATS_STREAM: msg.metadata.stream,
-            TASK_ID: task.task_id,
-            AGENT_TYPE: self.agent_type,
-        }
+        attributes = messaging_attributes(
+            "receive",
+            msg.subject,
+            msg.data,
+            {
+                MESSAGING_NATS_STREAM: msg.metadata.stream,
+                TASK_ID: task.task_id,
+                AGENT_TYPE: self.agent_type,
+            },
+        )
         consume = self._tel.hop_span(
             "task_consume", context=extract_context(msg.headers), attributes=attributes
         )
@@ -288,14 +286,9 @@ class Worker:
     ) -> None:
         subject = f"{RESULT_SUBJECT_PREFIX}{task.task_id}"
         body = result_envelope(task.task_id, task.context_id, state, answer, trace_id, error)
-        attributes = {
-            MESSAGING_SYSTEM: "nats",
-            DESTINATION: subject,
-            MESSAGING_OPERATION: "publish",
-            MESSAGING_BODY_SIZE: len(body),
-            TASK_ID: task.task_id,
-            AGENT_TYPE: self.agent_type,
-        }
+        attributes = messaging_attributes(
+            "publish", subject, body, {TASK_ID: task.task_id, AGENT_TYPE: self.agent_type}
+        )
         span = self._tel.hop_span("result_publish", attributes=attributes)
         with trace.use_span(span, end_on_exit=True):
             headers = None

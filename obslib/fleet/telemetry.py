@@ -35,6 +35,7 @@ from opentelemetry.trace import Span, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from obslib.catalogue.hops import (
+    DESTINATION,
     PASS1,
     SCOPE_ORCHESTRATOR,
     SCOPE_PROXY,
@@ -82,6 +83,19 @@ _KINDS = {kind.name: kind for kind in SpanKind}
 ENV_CONTEXT_KEYS = {"traceparent": "TRACEPARENT", "tracestate": "TRACESTATE", "baggage": "BAGGAGE"}
 
 PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+
+
+def messaging_attributes(
+    operation: str, subject: str, body: bytes, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Attributes of a NATS publish or receive span (as the platform's queue package sets them)."""
+    return {
+        MESSAGING_SYSTEM: "nats",
+        DESTINATION: subject,
+        MESSAGING_OPERATION: operation,
+        MESSAGING_BODY_SIZE: len(body),
+        **(extra or {}),
+    }
 
 
 def inject_context(context: Context | None = None) -> dict[str, str]:
