@@ -58,6 +58,13 @@ def _windows(ctx: ReportContext, history_start: pd.Timestamp, history_end: pd.Ti
     ctx.parameters.setdefault("slo_baseline", {}).update(whole)
 
 
+def _synthetic_outputs(ctx: ReportContext, out_dir: Path) -> None:
+    # Proposals drawn from synthetic history must not land in rules/proposed/.
+    ctx.parameters.setdefault("slo_baseline", {})["proposed_rules_dir"] = str(
+        out_dir / "proposed-rules"
+    )
+
+
 @contextmanager
 def report_backends(
     settings: Settings,
@@ -80,6 +87,7 @@ def report_backends(
             metrics = stack.enter_context(FleetMetrics(settings.agent_types))
         if ctx.prometheus == "embedded":
             _start_stack(settings, ctx, metrics)
+            _synthetic_outputs(ctx, out_dir)
         if ctx.traces == "otlp-files":
             _run_fleet(settings, out_dir, ctx, metrics, tasks, seed, faults, stack)
         yield ctx

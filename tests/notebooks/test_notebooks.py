@@ -192,3 +192,46 @@ def test_crosscheck_passes_on_clean_data_and_flags_a_selector_that_matches_nothi
     }
     assert ("WorkerCrashLoopBackOff", "value_missing") in unmatched
     assert any(m["values_key"] == "workers.podPrefix" for m in summary["mismatches"])
+
+
+def test_baseline_thresholds_lie_on_bucket_bounds_and_match_the_profiles(stack_env, tmp_path):
+    from obslib.catalogue.contract import COLD_START, TASK_DURATION
+
+    _, truth = stack_env
+    clean_end = truth.incident("slow-cold-starts").start  # before both latency incidents
+    params = {
+        "start": iso(truth.start),
+        "end": iso(clean_end),
+        "proposed_rules_dir": str(tmp_path / "proposed"),
+    }
+    run = run_notebook("slo_baseline", params, tmp_path, progress=False)
+    summary = load_results(run.results)["summary"]
+    assert run.verdict == "pass", (run.error, summary.get("flagged"), summary.get("not_proposed"))
+    bounds = {"cold_start": COLD_START.buckets, "task_duration": TASK_DURATION.buckets}
+    latency = [t for t in summary["thresholds"] if t["sli"] in bounds]
+    assert {(t["agent_type"], t["sli"]) for t in latency} == {
+        (a, s) for a in truth.agent_types for s in bounds
+    }
+    for t in latency:
+        assert t["status"] == "proposed" and t["threshold_s"] in bounds[t["sli"]]
+        assert t["threshold_s"] >= t["observed_p99_s"]
+        if t["sli"] == "cold_start":  # the true p99 lies in the bucket the observed p99 fell in
+            true_p99 = truth.profiles[t["agent_type"]]["cold_start_s"]["p99"]
+            assert t["p99_lower_s"] <= true_p99 <= t["p99_upper_s"] + t["estimation_error_s"], t
+    assert summary["promtool_check"] is True
+    assert (tmp_path / "proposed" / "pass2-slo.yaml").exists()
+
+
+def test_baseline_flags_the_latency_regression(stack_env, tmp_path):
+    _, truth = stack_env
+    regression = truth.incident("latency-regression")
+    params = {
+        "start": iso(truth.start),
+        "end": iso(truth.end),
+        "proposed_rules_dir": str(tmp_path / "p"),
+    }
+    run = run_notebook("slo_baseline", params, tmp_path, progress=False)
+    summary = load_results(run.results)["summary"]
+    assert run.verdict == "fail"
+    flagged = {(f["agent_type"], f["sli"]) for f in summary["flagged"]}
+    assert (regression.agent_type, "task_duration") in flagged
