@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -126,6 +127,7 @@ def _run_fleet(
     from obslib.fleet import FaultPlan, run_fleet
 
     telemetry = out_dir / "telemetry"
+    shutil.rmtree(telemetry, ignore_errors=True)  # the collector appends: start from an empty run
     collector = stack.enter_context(OtlpCollector(out_dir=telemetry / "collector"))
     run = run_fleet(
         settings,
