@@ -72,4 +72,7 @@ def test_deviations_explain_themselves(catalogue):
 def test_flat_api_resolves_every_entry_point():
     import obslib
 
-    assert all(callable(getattr(obslib, name)) or isinstance(getattr(obslib, name), type) for name in obslib.__all__)
+    assert all(
+        callable(getattr(obslib, name)) or isinstance(getattr(obslib, name), type)
+        for name in obslib.__all__
+    )
