@@ -26,7 +26,7 @@ Where the spec's queries cannot be used as written, and what replaces them:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ import pandas as pd
 from obslib.analysis.audit import audit_traces
 from obslib.catalogue import Catalogue, build_catalogue
 from obslib.catalogue.contract import AC1_COLD_START_LIMIT_S, AGENT_TYPE, COLD_START, TASK_DURATION
-from obslib.catalogue.hops import PASS1, TASK_ID, HopProfile
+from obslib.catalogue.hops import PASS1, TASK_ID, TASK_STATE, HopProfile
 from obslib.emit.dashboards import FLEET_UID, render_dashboard
 from obslib.errors import NotFound, SourceError
 from obslib.sources.endpoint import endpoint_from_env, is_configured
@@ -49,15 +49,14 @@ from obslib.sources.grafana import (
     embedded_frames,
     iso_utc,
 )
-from obslib.sources.otlp_files import read_spans
 from obslib.sources.prometheus import PrometheusSource, TimeLike, to_seconds
-from obslib.sources.tempo import TempoSource, hex_trace_id
+from obslib.sources.trace_loaders import (
+    SpansLoader,
+)
 from obslib.verdict import Verdict
 
 AC1_SHARE = 0.99  # AC1 is a p99: at least 99% of cold starts at or below the limit
-TASK_STATE = "daedalus.task.state"  # on the result-collection span
 COMPLETED = "completed"
-SpansLoader = Callable[[str], pd.DataFrame]  # trace id -> span frame; NotFound when unknown
 TITLES = {
     "AC1": "Deploy in 25 minutes: p99 cold start below 1500 s after the deploy",
     "AC2": "E2E task asserted: the sentinel task's trace is whole and its result arrived",
@@ -252,57 +251,6 @@ def check_ac1(
 
 
 # -- AC2 ------------------------------------------------------------------------------------
-
-
-class OtlpTraceLoader:
-    """Spans of one trace from OTLP files (the embedded default, where Tempo is absent)."""
-
-    def __init__(self, paths: str | Path | Sequence[str | Path]) -> None:
-        self.paths = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
-        self._spans: pd.DataFrame | None = None
-
-    def __call__(self, trace_id: str) -> pd.DataFrame:
-        """Every span of ``trace_id`` in the files; ``NotFound`` when there is none."""
-        hex_id = hex_trace_id(trace_id)
-        if self._spans is None:
-            self._spans = read_spans(self.paths)
-        found = self._spans[self._spans["trace_id"] == hex_id]
-        if found.empty:
-            where = ", ".join(str(p) for p in self.paths) or "no file"
-            raise NotFound("otlp-file", where, hex_id, "no span of this trace in the files")
-        return found.reset_index(drop=True)
-
-    def describe(self, trace_id: str) -> tuple[str, str]:
-        """The request (spans of the trace in the files) and the link (the files)."""
-        files = ", ".join(str(p) for p in self.paths)
-        return f"spans with trace_id {trace_id} in {files}", files
-
-
-class TempoTraceLoader:
-    """Spans of one trace from Tempo by id (``GET /api/v2/traces/<id>``)."""
-
-    def __init__(self, source: TempoSource | None = None) -> None:
-        self.source = source or TempoSource()
-
-    def __call__(self, trace_id: str) -> pd.DataFrame:
-        """Every span of ``trace_id``; ``NotFound`` when Tempo has no such trace."""
-        return self.source.trace(trace_id)
-
-    def describe(self, trace_id: str) -> tuple[str, str]:
-        """The request and the link: the trace-by-id URL (no credentials)."""
-        url = f"{self.source.endpoint.safe_url}/api/v2/traces/{trace_id}"
-        return f"GET {url}", url
-
-
-def trace_loader(
-    traces_path: str | Path | None = None, environ: Mapping[str, str] | None = None
-) -> SpansLoader:
-    """Tempo when ``OBSLIB_TEMPO_URL`` is set, else the OTLP files at ``traces_path``."""
-    if is_configured("tempo", environ):
-        return TempoTraceLoader(TempoSource(endpoint_from_env("tempo", environ=environ)))
-    if traces_path is None:
-        raise ValueError("AC2: set OBSLIB_TEMPO_URL or give the OTLP traces file")
-    return OtlpTraceLoader(traces_path)
 
 
 def trace_duration(spans: pd.DataFrame, task_id: str, result_span: str) -> tuple[float, str]:

@@ -17,6 +17,7 @@ TASK_ID = "daedalus.task.id"
 AGENT_TYPE = "agent_type"
 DESTINATION = "messaging.destination.name"
 ENVELOPE_TRACE_ID = "daedalus.task.metadata.trace_id"
+TASK_STATE = "daedalus.task.state"  # A2A state of the result, on the result-collection span
 
 SERVICE_ORCHESTRATOR = "daedalus-orchestrator"
 SERVICE_PROXY = "daedalus-proxy"

@@ -27,6 +27,7 @@ from obslib.catalogue.hops import (
     RESULT_SUBJECT_PREFIX,
     SERVICE_ORCHESTRATOR,
     TASK_ID,
+    TASK_STATE,
 )
 from obslib.fleet.envelope import (
     STATUS_OF_STATE,
@@ -40,7 +41,6 @@ from obslib.fleet.faults import FaultBook
 from obslib.fleet.metrics import FleetMetrics
 from obslib.fleet.telemetry import (
     MESSAGING_NATS_STREAM,
-    TASK_STATE,
     ServiceTelemetry,
     extract_context,
     forced_ids,

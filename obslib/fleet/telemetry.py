@@ -57,7 +57,6 @@ RPC_METHOD = "rpc.method"
 SESSION_ID = "daedalus.session.id"
 PROMPT_LENGTH = "daedalus.prompt.length"
 RESPONSE_LENGTH = "daedalus.response.length"
-TASK_STATE = "daedalus.task.state"
 NAMESPACE = "k8s.namespace.name"
 SERVICE_NAME = "service.name"
 

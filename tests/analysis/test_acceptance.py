@@ -12,15 +12,12 @@ import pytest
 
 from obslib.analysis.acceptance import (
     BREAKDOWN_COLUMNS,
-    OtlpTraceLoader,
-    TempoTraceLoader,
     ac1_queries,
     acceptance_summary,
     check_ac1,
     check_ac2,
     check_ac5,
     coverage_table,
-    trace_loader,
 )
 from obslib.analysis.audit import audit_traces
 from obslib.catalogue.contract import AC1_COLD_START_LIMIT_S
@@ -33,6 +30,7 @@ from obslib.settings import load_settings
 from obslib.sources.endpoint import Endpoint
 from obslib.sources.grafana import GrafanaSource, iso_utc
 from obslib.sources.tempo import TempoSource
+from obslib.sources.trace_loaders import OtlpTraceLoader, TempoTraceLoader, trace_loader
 from obslib.verdict import Verdict
 from tests.analysis.test_audit import RECORDED
 from tests.fakes.grafana import FakeGrafana
