@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -315,15 +316,22 @@ class LocalStack:
         staging = Path(tempfile.mkdtemp(prefix="tsdb-backfill-", dir=self.data_dir))
         try:
             command = [_tool("promtool"), "tsdb", "create-blocks-from", "openmetrics", "--quiet"]
-            for path in inputs:
+
+            def backfill(path: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
                 done = subprocess.run(
                     [*command, str(path), str(staging)], capture_output=True, text=True, check=False
                 )
-                if done.returncode != 0:
-                    raise StackError(
-                        f"promtool could not backfill {path} (exit {done.returncode}):\n"
-                        f"{done.stderr.strip() or done.stdout.strip()}"
-                    )
+                return path, done
+
+            # One promtool per file, a few at once: each writes its own block (measured in
+            # benchmarks/README.md: 2 workers backfill 14 days in ~10 s instead of ~17 s).
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+                for path, done in pool.map(backfill, inputs):
+                    if done.returncode != 0:
+                        raise StackError(
+                            f"promtool could not backfill {path} (exit {done.returncode}):\n"
+                            f"{done.stderr.strip() or done.stdout.strip()}"
+                        )
             if self.tsdb_dir.exists():  # e.g. a WAL from an earlier run without history
                 for block in staging.iterdir():
                     block.rename(self.tsdb_dir / block.name)

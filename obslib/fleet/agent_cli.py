@@ -30,6 +30,7 @@ from obslib.catalogue.hops import AGENT_TYPE, SERVICE_AGENT_PREFIX, TASK_ID
 from obslib.fleet import acp
 from obslib.fleet.faults import SpanFaults
 from obslib.fleet.telemetry import (
+    DEFAULT_QUEUE_SIZE,
     ENV_CONTEXT_KEYS,
     PROMPT_LENGTH,
     RESPONSE_LENGTH,
@@ -210,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--faults", type=Path, help="span faults of this service (JSON)")
     parser.add_argument("--chunk-delay-ms", type=float, default=2.0, help="pause between updates")
     parser.add_argument("--no-otlp-logs", action="store_true", help="do not send logs over OTLP")
+    parser.add_argument(
+        "--queue-size", type=int, default=DEFAULT_QUEUE_SIZE, help="batch queue of spans and logs"
+    )
     return parser
 
 
@@ -236,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_path=args.log_dir / f"{service}.jsonl" if args.log_dir else None,
         faults=faults,
         export_logs=not args.no_otlp_logs,
+        queue_size=args.queue_size,
     )
     server = AgentServer(
         args.agent_type, telemetry, _write_stdout, chunk_delay_s=args.chunk_delay_ms / 1000
@@ -249,6 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "spansExported": telemetry.exporter.exported,
             "spansFailed": telemetry.exporter.failed,
             "spansWithheld": telemetry.exporter.withheld,
+            "spansLost": telemetry.spans_lost,
         }
         with contextlib.suppress(BrokenPipeError):  # the proxy may be gone already
             _write_stdout(acp.notification(acp.TELEMETRY_REPORT, report))

@@ -25,6 +25,7 @@ class AgentReport:
     spans_exported: int
     spans_failed: int
     returncode: int | None
+    spans_lost: int = 0  # ended, but dropped before export (a full batch queue)
 
 
 class AgentProcess:
@@ -136,6 +137,7 @@ class AgentProcess:
             spans_exported=int(self._report.get("spansExported", 0)),
             spans_failed=int(self._report.get("spansFailed", 0)),
             returncode=self._proc.returncode,
+            spans_lost=int(self._report.get("spansLost", 0)),
         )
 
     async def abort(self) -> None:

@@ -29,7 +29,7 @@ from obslib.fleet.metrics import FleetMetrics
 from obslib.fleet.nats_server import NatsServer, ensure_streams
 from obslib.fleet.orchestrator import Orchestrator, TaskOutcome
 from obslib.fleet.proxy import Worker
-from obslib.fleet.telemetry import ServiceTelemetry
+from obslib.fleet.telemetry import DEFAULT_QUEUE_SIZE, ServiceTelemetry
 from obslib.settings import Settings
 
 RUN_FILE = "fleet-run.json"
@@ -48,6 +48,8 @@ class FleetRun:
         faults: task id -> names of the faults applied to it (empty tuple: none).
         fault_plan: the plan the faults were drawn from.
         spans_exported: service.name -> spans its SDK exporter delivered successfully.
+        spans_lost: service.name -> spans that ended but were never exported (a full batch
+            queue, a failed export); withheld spans of the span_dropped fault are not lost.
         duration_s: wall time of the run.
         metrics_url: the ``/metrics`` URL, when the caller's metrics server outlives the run.
         out_dir: where logs, the metrics snapshot and ``fleet-run.json`` were written.
@@ -62,6 +64,7 @@ class FleetRun:
     faults: Mapping[str, tuple[str, ...]]
     fault_plan: FaultPlan
     spans_exported: Mapping[str, int]
+    spans_lost: Mapping[str, int]
     duration_s: float
     metrics_url: str | None
     out_dir: Path
@@ -88,6 +91,7 @@ class FleetRun:
             + ", ".join(f"{n} {state}" for state, n in sorted(states.items())),
             "spans exported: "
             + ", ".join(f"{service} {n}" for service, n in sorted(self.spans_exported.items())),
+            f"spans lost before export: {sum(self.spans_lost.values())}",
         ]
         for name in self.fault_plan.shares():
             lines.append(f"fault {name}: {len(self.tasks_with(name))} task(s)")
@@ -107,6 +111,7 @@ class FleetRun:
             "faults": {k: list(v) for k, v in self.faults.items()},
             "fault_plan": self.fault_plan.to_dict(),
             "spans_exported": dict(self.spans_exported),
+            "spans_lost": dict(self.spans_lost),
             "duration_s": self.duration_s,
             "metrics_url": self.metrics_url,
             "seed": self.seed,
@@ -166,10 +171,11 @@ def run_fleet(
     )
     with contextlib.ExitStack() as stack:
         url = nats_url or stack.enter_context(NatsServer()).url
-        outcomes, reports, exported = _run_services(spec, url)
+        outcomes, reports, exported, lost = _run_services(spec, url)
     fleet_metrics.write_snapshot(out_dir / "metrics.prom")
     for report in reports.values():
         exported[report.service] = report.spans_exported
+        lost[report.service] = report.spans_lost
     run = FleetRun(
         task_ids=tuple(t.task_id for t in plan),
         agent_types=agent_of,
@@ -179,6 +185,7 @@ def run_fleet(
         faults=dict(book.assigned),
         fault_plan=faults,
         spans_exported=exported,
+        spans_lost=lost,
         duration_s=time.monotonic() - started,
         metrics_url=None if own_metrics else fleet_metrics.url,
         out_dir=out_dir,
@@ -203,9 +210,19 @@ class _RunSpec:
     task_timeout_s: float
 
 
+def queue_size(concurrency: int) -> int:
+    """Batch-queue size for ``concurrency`` tasks in flight.
+
+    A service ends up to three spans per task within a second when every task starts at once,
+    while the exporter thread competes for the same interpreter: the SDK's default 2,048 dropped
+    spans above ~680 tasks in flight (benchmarks/README.md). Eight slots per task leave margin.
+    """
+    return max(DEFAULT_QUEUE_SIZE, 8 * concurrency)
+
+
 def _run_services(
     spec: _RunSpec, nats_url: str
-) -> tuple[list[TaskOutcome], dict[str, AgentReport], dict[str, int]]:
+) -> tuple[list[TaskOutcome], dict[str, AgentReport], dict[str, int], dict[str, int]]:
     """Run the asyncio part with the in-process services' telemetry, then flush it."""
     services: dict[str, ServiceTelemetry] = {}
     try:
@@ -216,12 +233,15 @@ def _run_services(
                 namespace=spec.settings.namespace,
                 log_path=spec.out_dir / "logs" / f"{name}.jsonl",
                 faults=spec.book.span_faults(name),
+                queue_size=queue_size(spec.concurrency),
             )
         outcomes, reports = asyncio.run(_drive(spec, nats_url, services))
     finally:
         for telemetry in services.values():
             telemetry.shutdown()  # flushes: every span ended so far is exported here
-    return outcomes, reports, {name: tel.spans_exported for name, tel in services.items()}
+    exported = {name: tel.spans_exported for name, tel in services.items()}
+    lost = {name: tel.spans_lost for name, tel in services.items()}
+    return outcomes, reports, exported, lost
 
 
 async def _drive(
@@ -309,4 +329,5 @@ async def _spawn_agent(spec: _RunSpec, agent_type: str) -> AgentProcess:
         log_dir=spec.out_dir / "logs",
         faults_file=faults_file,
         stderr_path=spec.out_dir / "stderr" / f"{service}.log",
+        extra_args=("--queue-size", str(queue_size(spec.concurrency))),
     )

@@ -28,7 +28,7 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import Span, SpanKind, Tracer
@@ -211,6 +211,23 @@ class FleetSpanExporter(SpanExporter):
         return self._inner.force_flush(timeout_millis)
 
 
+DEFAULT_QUEUE_SIZE = 2048  # the SDK's default batch queue; run_fleet sizes it for its load
+_EXPORT_BATCH = 512  # the SDK's default batch per export
+
+
+class _EndCounter(SpanProcessor):
+    """Counts spans as they end, before any queue: ended minus exported is what was lost."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.ended = 0
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Count one ended span."""
+        with self._lock:
+            self.ended += 1
+
+
 class ServiceTelemetry:
     """Traces and logs of one service: provider, tracers per scope, OTLP export, a JSON log.
 
@@ -222,6 +239,8 @@ class ServiceTelemetry:
         log_path: where the slog-shaped JSON lines go (None: no file).
         faults: span faults this service's exporter applies.
         export_logs: also send log records over OTLP.
+        queue_size: spans (and log records) the batch processors hold before they drop the
+            oldest: it must exceed what the service ends while an export is in flight.
     """
 
     def __init__(
@@ -234,6 +253,7 @@ class ServiceTelemetry:
         faults: SpanFaults | None = None,
         export_logs: bool = True,
         resource_attributes: Mapping[str, Any] | None = None,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
     ) -> None:
         self.service = service
         base = endpoint.rstrip("/")
@@ -242,16 +262,27 @@ class ServiceTelemetry:
         )
         self.exporter = FleetSpanExporter(OTLPSpanExporter(endpoint=f"{base}/v1/traces"), faults)
         self.provider = TracerProvider(resource=resource, id_generator=FleetIdGenerator())
+        self._ended = _EndCounter()
+        self.provider.add_span_processor(self._ended)
         self.provider.add_span_processor(
-            BatchSpanProcessor(self.exporter, schedule_delay_millis=200)
+            BatchSpanProcessor(
+                self.exporter,
+                max_queue_size=queue_size,
+                max_export_batch_size=min(_EXPORT_BATCH, queue_size),
+                schedule_delay_millis=200,
+            )
         )
+        self._tracers: dict[str, Tracer] = {}
         self._log_provider: LoggerProvider | None = None
         otel_logger = None
         if export_logs:
             self._log_provider = LoggerProvider(resource=resource)
             self._log_provider.add_log_record_processor(
                 BatchLogRecordProcessor(
-                    OTLPLogExporter(endpoint=f"{base}/v1/logs"), schedule_delay_millis=200
+                    OTLPLogExporter(endpoint=f"{base}/v1/logs"),
+                    max_queue_size=queue_size,
+                    max_export_batch_size=min(_EXPORT_BATCH, queue_size),
+                    schedule_delay_millis=200,
                 )
             )
             otel_logger = self._log_provider.get_logger(service)
@@ -259,8 +290,10 @@ class ServiceTelemetry:
         self._closed = False
 
     def tracer(self, scope: str) -> Tracer:
-        """The tracer of instrumentation scope ``scope``."""
-        return self.provider.get_tracer(scope)
+        """The tracer of instrumentation scope ``scope`` (one per scope, reused)."""
+        if scope not in self._tracers:
+            self._tracers[scope] = self.provider.get_tracer(scope)
+        return self._tracers[scope]
 
     def hop_span(
         self,
@@ -287,6 +320,15 @@ class ServiceTelemetry:
     def spans_exported(self) -> int:
         """Spans the collector accepted so far."""
         return self.exporter.exported
+
+    @property
+    def spans_lost(self) -> int:
+        """Spans that ended but neither reached the collector nor were withheld by a fault.
+
+        A full batch queue drops spans before the exporter ever sees them; a failed export
+        loses a batch after. Both count here.
+        """
+        return self._ended.ended - self.exporter.exported - self.exporter.withheld
 
     def shutdown(self) -> None:
         """Flush and shut down the span and log pipelines, then close the log file."""
