@@ -20,7 +20,7 @@ import itertools
 import json
 from typing import Any
 
-from tests.fakes.http_server import FakeServer, Reply, Request
+from tests.fakes.http_server import FakeBackend, Reply, Request
 
 SNAPSHOTS = "/api/snapshots"
 
@@ -33,7 +33,7 @@ def _message(status: int, text: str) -> Reply:
     return Reply(status, json.dumps({"message": text}))
 
 
-class FakeGrafana:
+class FakeGrafana(FakeBackend):
     """Grafana's snapshot API on 127.0.0.1.
 
     Args:
@@ -47,24 +47,7 @@ class FakeGrafana:
         self.refuse = refuse
         self.snapshots: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
-        self.server = FakeServer(self.handle)
-
-    @property
-    def url(self) -> str:
-        """Base URL of the fake (Grafana's root URL)."""
-        return self.server.url
-
-    @property
-    def requests(self) -> list[Request]:
-        """Every request received, in order."""
-        return self.server.requests
-
-    def __enter__(self) -> FakeGrafana:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
+        super().__init__()
 
     def handle(self, request: Request) -> Reply:
         """Answer one request as Grafana would."""

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -102,3 +103,35 @@ class FakeServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+class FakeBackend:
+    """Base of the fake backends: serves :meth:`handle` on a :class:`FakeServer`.
+
+    Subclasses set their state, call ``super().__init__()`` and implement ``handle``; a fake is
+    a context manager that starts and stops its server.
+    """
+
+    def __init__(self) -> None:
+        self.server = FakeServer(self.handle)
+
+    def handle(self, request: Request) -> Reply:
+        """Answer one request (subclasses answer as their backend does)."""
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        """Base URL of the fake."""
+        return self.server.url
+
+    @property
+    def requests(self) -> list[Request]:
+        """Every request received, in order."""
+        return self.server.requests
+
+    def __enter__(self) -> Self:
+        self.server.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(*exc)

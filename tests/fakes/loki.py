@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.fakes.http_server import FakeServer, Reply, Request
+from tests.fakes.http_server import FakeBackend, Reply, Request
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "loki"
 MAX_ENTRIES = 5000  # Loki's default max_entries_limit_per_query
@@ -230,7 +230,7 @@ def _json(body: Any) -> Reply:
     return Reply(body=body if isinstance(body, bytes) else json.dumps(body))
 
 
-class FakeLoki:
+class FakeLoki(FakeBackend):
     """Loki on 127.0.0.1 holding ``entries``; use as a context manager."""
 
     def __init__(self, entries: list[LogEntry]) -> None:
@@ -238,7 +238,7 @@ class FakeLoki:
         self.push(entries)
         self.served: list[Served] = []
         self.extra: dict[tuple[str, str], bytes] = {}  # (path, query) -> body, set by tests
-        self.server = FakeServer(self.handle)
+        super().__init__()
 
     def push(self, entries: list[LogEntry]) -> None:
         """Add entries; like Loki, an entry equal to a stored one in all three parts is dropped."""
@@ -247,23 +247,6 @@ class FakeLoki:
             if entry not in seen:
                 seen.add(entry)
                 self.entries.append(entry)
-
-    @property
-    def url(self) -> str:
-        """Base URL."""
-        return self.server.url
-
-    @property
-    def requests(self) -> list[Request]:
-        """Every request received."""
-        return self.server.requests
-
-    def __enter__(self) -> FakeLoki:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
 
     def matching(self, query: str, start: int, end: int) -> list[LogEntry]:
         """Ground truth: every entry of ``query`` in ``[start, end)``, forward order."""

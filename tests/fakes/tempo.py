@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote
 
-from tests.fakes.http_server import FakeServer, Reply, Request
+from tests.fakes.http_server import FakeBackend, Reply, Request
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "tempo"
 TRACE_IDS: dict = json.loads((SAMPLES / "trace-ids.json").read_text())
@@ -73,7 +73,7 @@ def _id_error(raw: str) -> str | None:
     return None
 
 
-class FakeTempo:
+class FakeTempo(FakeBackend):
     """Tempo's query API on 127.0.0.1.
 
     Args:
@@ -96,24 +96,7 @@ class FakeTempo:
         self._unavailable = unavailable_first
         self._hidden_searches = searchable_after
         self._lock = threading.Lock()
-        self.server = FakeServer(self.handle)
-
-    @property
-    def url(self) -> str:
-        """Base URL of the fake."""
-        return self.server.url
-
-    @property
-    def requests(self) -> list[Request]:
-        """Every request received, in order."""
-        return self.server.requests
-
-    def __enter__(self) -> FakeTempo:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
+        super().__init__()
 
     def handle(self, request: Request) -> Reply:
         """Answer one request as Tempo would."""
