@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -46,6 +45,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench_common import load_average, machine
+
 ROOT = Path(__file__).resolve().parents[1]
 CHILD_TIMEOUT_S = 900.0
 SAMPLE_EVERY_S = 0.1
@@ -54,25 +55,6 @@ QUEUE_ENV = ("OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BLRP_MAX_QUEUE_SIZE")
 
 
 # --- machine -----------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    """CPU model, cores, memory and Python version, for the write-up."""
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    return (
-        f"{model}, {os.cpu_count()} cores, {mem_kb / 2**20:.1f} GiB RAM, "
-        f"Python {platform.python_version()}"
-    )
-
-
-def load_average() -> str:
-    """The 1, 5 and 15-minute load averages, as ``uptime`` shows them."""
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def proc_status(pid: int | str, field: str) -> int:

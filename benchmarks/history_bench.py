@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import socket
@@ -47,6 +46,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench_common import load_average, machine
+
 ROOT = Path(__file__).resolve().parents[1]
 
 MAX_POINTS = 11_000  # Prometheus refuses range queries with more points per series
@@ -58,25 +59,6 @@ _TS_RE = re.compile(r"ts=(\S+)")
 
 
 # --- machine and measurement helpers -----------------------------------------------------------
-
-
-def machine() -> str:
-    """CPU model, cores, memory and Python version, for the write-up."""
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    return (
-        f"{model}, {os.cpu_count()} cores, {mem_kb / 2**20:.1f} GiB RAM, "
-        f"Python {platform.python_version()}"
-    )
-
-
-def load_average() -> str:
-    """The 1, 5 and 15-minute load averages, as ``uptime`` shows them."""
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def vm_hwm(pid: int | str = "self") -> int:
