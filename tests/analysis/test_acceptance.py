@@ -22,11 +22,9 @@ from obslib.analysis.acceptance import (
 from obslib.analysis.audit import audit_traces
 from obslib.catalogue.contract import AC1_COLD_START_LIMIT_S
 from obslib.catalogue.hops import PASS1
-from obslib.collector import OtlpCollector
 from obslib.emit.dashboards import render_dashboard
-from obslib.fleet import FaultPlan, run_fleet
+from obslib.fleet import FaultPlan
 from obslib.promql import parse
-from obslib.settings import load_settings
 from obslib.sources.endpoint import Endpoint
 from obslib.sources.grafana import GrafanaSource, iso_utc
 from obslib.sources.tempo import TempoSource
@@ -35,6 +33,7 @@ from obslib.verdict import Verdict
 from tests.analysis.test_audit import RECORDED
 from tests.fakes.grafana import FakeGrafana
 from tests.fakes.tempo import OK_ID, UNKNOWN_ID, FakeTempo
+from tests.helpers import collected_run
 
 HOUR = 3600
 TOKEN = "glsa_acceptance-7c2e-never-print-me"
@@ -142,18 +141,8 @@ def test_ac1_is_inconclusive_when_prometheus_is_down(catalogue, tmp_path):
 
 
 def _fleet(tmp_path: Path, faults: FaultPlan):
-    with OtlpCollector(out_dir=tmp_path / "collector") as collector:
-        run = run_fleet(
-            load_settings(None),
-            tasks=3,
-            collector_endpoint=collector.endpoint,
-            out_dir=tmp_path / "fleet",
-            concurrency=3,
-            faults=faults,
-            seed=1,
-        )
-        assert collector.wait_for_spans(sum(run.spans_exported.values()), timeout_s=30)
-        return run, collector.traces_path, collector.spans_frame()
+    run = collected_run(tmp_path, 3, faults)
+    return run.fleet, run.traces_path, run.spans
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from obslib.collector import OtlpCollector
-from obslib.fleet import FaultPlan, run_fleet
-from obslib.settings import load_settings
+from obslib.fleet import FaultPlan
+from tests.helpers import collected_run
 
 
 @pytest.fixture
@@ -22,16 +21,7 @@ def stack_env(history_stack, monkeypatch):
 @pytest.fixture(scope="session")
 def fleet_telemetry(tmp_path_factory):
     """A reference-pipeline run with faults in some tasks, collected into OTLP files."""
-    out = tmp_path_factory.mktemp("fleet")
-    with OtlpCollector(out_dir=out / "collector") as collector:
-        run = run_fleet(
-            load_settings(None),
-            tasks=24,
-            collector_endpoint=collector.endpoint,
-            out_dir=out / "fleet",
-            concurrency=12,
-            faults=FaultPlan(stdio_context=0.1, nats_headers=0.1),
-            seed=3,
-        )
-        collector.wait_for_spans(sum(run.spans_exported.values()), timeout_s=30)
-        yield run, collector.traces_path, collector.logs_path, out / "fleet" / "fleet-run.json"
+    run = collected_run(
+        tmp_path_factory.mktemp("fleet"), 24, FaultPlan(stdio_context=0.1, nats_headers=0.1), seed=3, concurrency=12
+    )
+    return run.fleet, run.traces_path, run.logs_path, run.fleet_run_path

@@ -11,11 +11,11 @@ import pytest
 
 from obslib.analysis import audit_traces
 from obslib.catalogue.hops import PASS1
-from obslib.collector import OtlpCollector
-from obslib.fleet import FaultPlan, run_fleet
+from obslib.fleet import FaultPlan
 from obslib.settings import load_settings
 from obslib.sources.otlp_files import read_spans
 from obslib.verdict import Verdict
+from tests.helpers import collected_run
 
 pytestmark = pytest.mark.slow
 TASKS = 100
@@ -27,21 +27,8 @@ def settings():
 
 
 def run(settings, tmp_path, tasks: int, faults: FaultPlan, seed: int = 11):
-    with OtlpCollector(out_dir=tmp_path / "collector") as collector:
-        fleet = run_fleet(
-            settings,
-            tasks=tasks,
-            collector_endpoint=collector.endpoint,
-            out_dir=tmp_path / "fleet",
-            concurrency=tasks,
-            faults=faults,
-            seed=seed,
-        )
-        exported = sum(fleet.spans_exported.values())
-        assert collector.wait_for_spans(exported, timeout_s=30)
-        spans = collector.spans_frame()
-        traces_file = collector.traces_path
-    return fleet, spans, traces_file
+    collected = collected_run(tmp_path, tasks, faults, seed=seed, settings=settings)
+    return collected.fleet, collected.spans, collected.traces_path
 
 
 @pytest.fixture(scope="module")
