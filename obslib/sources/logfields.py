@@ -46,7 +46,7 @@ def _nested(obj: Mapping[str, Any], dotted: str) -> Any:
     return current
 
 
-def _take(fields: dict[str, Any], keys: Iterable[str]) -> str:
+def take_field(fields: dict[str, Any], keys: Iterable[str]) -> str:
     """Remove and return the first of ``keys`` present with a value ("" if none)."""
     for key in keys:
         if key in fields and fields[key] not in (None, ""):
@@ -83,16 +83,16 @@ def parse_line(line: str, labels: Mapping[str, str]) -> dict[str, Any]:
         else:
             parse_error = f"JSON {type(decoded).__name__}, not an object"
     detected = labels.get(DETECTED_LEVEL_LABEL, "")
-    level = _take(fields, LEVEL_KEYS) or ("" if detected == "unknown" else detected)
+    level = take_field(fields, LEVEL_KEYS) or ("" if detected == "unknown" else detected)
     return {
         "line": line,
         "labels": dict(labels),
         "level": level,
-        "msg": _take(fields, MSG_KEYS),
-        "trace_id": _take(fields, TRACE_ID_KEYS).lower(),
-        "span_id": _take(fields, SPAN_ID_KEYS).lower(),
-        "task_id": _take(fields, TASK_ID_KEYS),
-        "agent_type": _take(fields, AGENT_TYPE_KEYS) or labels.get(AGENT_TYPE_LABEL, ""),
+        "msg": take_field(fields, MSG_KEYS),
+        "trace_id": take_field(fields, TRACE_ID_KEYS).lower(),
+        "span_id": take_field(fields, SPAN_ID_KEYS).lower(),
+        "task_id": take_field(fields, TASK_ID_KEYS),
+        "agent_type": take_field(fields, AGENT_TYPE_KEYS) or labels.get(AGENT_TYPE_LABEL, ""),
         "fields": fields,
         "parse_error": parse_error,
     }

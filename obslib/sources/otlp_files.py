@@ -25,6 +25,7 @@ import pandas as pd
 
 from obslib.errors import SourceError
 from obslib.sources.frames import LOG_COLUMNS, SPAN_COLUMNS, conform, empty_frame
+from obslib.sources.logfields import AGENT_TYPE_KEYS, TASK_ID_KEYS, take_field
 from obslib.sources.otlp import (
     SPAN_ID_BYTES,
     TRACE_ID_BYTES,
@@ -41,9 +42,6 @@ PathArg = str | Path | Iterable[str | Path]
 PROTOBUF_SUFFIXES = (".pb", ".binpb")
 # Top-level keys of the four OTLP signals; a line with none of them is not OTLP.
 _SIGNAL_KEYS = ("resourceSpans", "resourceLogs", "resourceMetrics", "resourceProfiles")
-# Attribute names the platform uses for the task id; the first one present wins.
-TASK_ID_KEYS = ("daedalus.task.id", "taskId", "taskID", "task_id")
-AGENT_TYPE_KEYS = ("agent_type", "agentType")
 # OTLP SeverityNumber ranges (1-4 TRACE ... 21-24 FATAL), for records without severityText.
 _SEVERITIES = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 
@@ -159,14 +157,6 @@ def request_from_json(data: Any, message: Any) -> Any:
 # --- log records -------------------------------------------------------------------------------
 
 
-def _first(attrs: dict[str, Any], keys: Iterable[str]) -> str:
-    """Remove and return the first of ``keys`` present in ``attrs`` ("" if none)."""
-    for key in keys:
-        if attrs.get(key) not in (None, ""):
-            return str(attrs.pop(key))
-    return ""
-
-
 def _level(record: Mapping[str, Any]) -> str:
     if record.get("severityText"):
         return str(record["severityText"])
@@ -193,8 +183,8 @@ def _log_row(record: Mapping[str, Any], resource: dict[str, Any], encoding: str)
         "msg": msg,
         "trace_id": decode_id(record.get("traceId") or "", TRACE_ID_BYTES, encoding),
         "span_id": decode_id(record.get("spanId") or "", SPAN_ID_BYTES, encoding),
-        "task_id": _first(fields, TASK_ID_KEYS),
-        "agent_type": _first(fields, AGENT_TYPE_KEYS),
+        "task_id": take_field(fields, TASK_ID_KEYS),
+        "agent_type": take_field(fields, AGENT_TYPE_KEYS),
         "fields": fields,
         "parse_error": "",
     }
