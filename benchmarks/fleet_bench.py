@@ -4,7 +4,6 @@ Run from the repository root:
 
     .venv/bin/python benchmarks/fleet_bench.py                      # 1,000 tasks, all at once, x3
     .venv/bin/python benchmarks/fleet_bench.py --concurrency 250,500,1000 --repeat 2
-    .venv/bin/python benchmarks/fleet_bench.py --queue-size 16384   # bigger SDK batch queues
 
 Each run happens in a fresh child process (its own process group, killed whole if it hangs):
 it starts a nats-server with JetStream on 127.0.0.1 (timed on its own), the test OTLP collector
@@ -22,9 +21,8 @@ in-process services; for the agent CLIs it counts the SDK's warnings on their st
 records are checked against the lines of the services' JSON logs (each line is also sent over
 OTLP). The script exits 1 when any run lost a task, a span or a log record.
 
-``--queue-size`` sets the SDK's standard queue-size variables for the run (the pipeline passes
-no size, so the SDK reads them): the workaround for the first-wave drops, until the pipeline
-sizes its queues itself.
+The pipeline sizes its SDK batch queues from the concurrency (``obslib.fleet.pipeline.queue_size``);
+the SDK's queue-size variables are cleared for the child so they cannot change a run.
 """
 
 from __future__ import annotations
@@ -286,15 +284,9 @@ def child_run(tasks: int, concurrency: int, seed: int, work_dir: Path) -> dict[s
 # --- the parent: runs, checks, summary ---------------------------------------------------------
 
 
-def spawn_run(
-    tasks: int, concurrency: int, seed: int, work_dir: Path, queue_size: int | None
-) -> dict[str, Any]:
+def spawn_run(tasks: int, concurrency: int, seed: int, work_dir: Path) -> dict[str, Any]:
     """Run :func:`child_run` in a fresh process group; kill the whole group if it hangs."""
-    env = dict(os.environ)
-    for name in QUEUE_ENV:
-        env.pop(name, None)
-        if queue_size:
-            env[name] = str(queue_size)
+    env = {k: v for k, v in os.environ.items() if k not in QUEUE_ENV}
     cmd = [sys.executable, __file__, "--child", str(work_dir), "--tasks", str(tasks),
            "--concurrency", str(concurrency), "--seed", str(seed)]  # fmt: skip
     load_before = load_average()
@@ -437,12 +429,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per setting (3)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the prompts (1)")
-    parser.add_argument(
-        "--queue-size",
-        type=int,
-        help="set OTEL_BSP_MAX_QUEUE_SIZE and OTEL_BLRP_MAX_QUEUE_SIZE for the run (SDK "
-        "default 2048)",
-    )
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     parser.add_argument("--keep", action="store_true", help="keep logs, spans and run files")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -465,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             group = []
             for i in range(args.repeat):
                 run_dir = work / f"c{concurrency}-run{i + 1}"
-                group.append(spawn_run(tasks, concurrency, args.seed, run_dir, args.queue_size))
+                group.append(spawn_run(tasks, concurrency, args.seed, run_dir))
             print(describe(group), flush=True)
             results += group
     finally:
