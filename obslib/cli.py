@@ -78,11 +78,14 @@ def cmd_stack(args: argparse.Namespace) -> int:
         return 0 if status.ready else 1
 
     def history(work_dir: Path) -> Path:
+        from obslib import clock
         from obslib.settings import load_settings
         from obslib.synth import write_history
+        from obslib.synth.scenario import default_end
 
         settings = load_settings(args.values)
-        return write_history(settings, work_dir, days=args.days, seed=args.seed)
+        end = default_end(clock.now_seconds())
+        return write_history(settings, work_dir, end=end, days=args.days, seed=args.seed)
 
     print(stack.up(history=history).describe())
     return 0

@@ -9,6 +9,7 @@ import pytest
 
 from obslib.catalogue import Catalogue, build_catalogue
 from obslib.settings import load_settings
+from tests.world import ANCHOR, HISTORY_DAYS, HISTORY_SEED
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,7 +50,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def history_stack(tmp_path_factory):
-    """A real Prometheus over 3 days of synthetic history, and that history's ground truth.
+    """A real Prometheus over the pinned world's history (``tests/world.py``), and its truth.
 
     Shared by every test that needs live data; stopped at the end of the session.
     """
@@ -63,7 +64,11 @@ def history_stack(tmp_path_factory):
         data_dir=tmp_path_factory.mktemp("stack"), port=free_port(), rule_files=[REPO / RULE_FILE]
     )
     try:
-        stack.up(history=lambda work_dir: write_history(settings, work_dir, days=3, seed=5))
+        stack.up(
+            history=lambda work_dir: write_history(
+                settings, work_dir, end=ANCHOR, days=HISTORY_DAYS, seed=HISTORY_SEED
+            )
+        )
         truth = load_ground_truth(stack.history_dir)
         yield PrometheusSource(stack.endpoint(), retries=1), truth
     finally:

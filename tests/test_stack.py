@@ -21,10 +21,11 @@ from obslib.cli import main
 from obslib.emit import RULE_FILE
 from obslib.errors import StackError
 from obslib.stack import FLEET_JOB, LocalStack, StackStatus, default_rule_files
+from tests.world import ANCHOR
 
 REPO = Path(__file__).resolve().parents[1]
 INTERVAL = 300
-END = (int(time.time()) // 3600) * 3600 - 4 * 3600
+END = ANCHOR
 DAY_ONE = END - 2 * 86400  # the history is two files: day one and day two
 
 

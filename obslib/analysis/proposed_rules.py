@@ -54,6 +54,8 @@ THRESHOLD_COLUMNS: dict[str, str] = {
     "p99_lower_s": "float64",  # the bucket the observed p99 falls in
     "p99_upper_s": "float64",
     "estimation_error_s": "float64",  # that bucket's width: histogram_quantile's error
+    "p99_ci_lower_s": "float64",  # the baseline's ~99% sampling interval of the p99
+    "p99_ci_upper_s": "float64",  # (+inf when the sample cannot bound it from above)
     "threshold_s": "float64",  # a bucket bound: the latency SLI is an exact bucket ratio
     "sli_at_threshold": "float64",  # share of the window's observations <= threshold
     "observed_error_rate": "float64",
@@ -93,6 +95,8 @@ def _latency(
         observed_p99_s=rows[quantile],
         p99_lower_s=rows[f"{quantile}_lower"],
         p99_upper_s=rows[f"{quantile}_upper"],
+        p99_ci_lower_s=rows[f"{quantile}_ci_lower"],
+        p99_ci_upper_s=rows[f"{quantile}_ci_upper"],
         threshold_s=threshold,
         objective=objective,
     )

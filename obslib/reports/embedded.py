@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from obslib import clock
 from obslib.settings import Settings
 from obslib.sources.endpoint import is_configured
 
@@ -50,8 +51,9 @@ def _fleet_port() -> int:
     return int(os.environ.get(FLEET_METRICS_PORT_ENV, FLEET_METRICS_PORT))
 
 
-def _windows(ctx: ReportContext, history_start: pd.Timestamp, history_end: pd.Timestamp) -> None:
-    now = pd.Timestamp.now(tz="UTC").floor("s")
+def _windows(
+    ctx: ReportContext, history_start: pd.Timestamp, history_end: pd.Timestamp, now: pd.Timestamp
+) -> None:
     recent = {"start": (history_end - pd.Timedelta(hours=21)).isoformat(), "end": now.isoformat()}
     whole = {"start": history_start.isoformat(), "end": history_end.isoformat()}
     for name in ("fleet_overview", "observability_crosscheck", "phase5_acceptance"):
@@ -97,11 +99,16 @@ def report_backends(
 def _start_stack(settings: Settings, ctx: ReportContext, metrics: Any) -> None:
     from obslib.stack import LocalStack
     from obslib.synth import load_ground_truth, write_history
+    from obslib.synth.scenario import default_end
 
     port = _fleet_port()
     metrics.serve(port=port)
     stack = LocalStack(scrape_targets=[f"127.0.0.1:{port}"])
-    status = stack.up(history=lambda work_dir: write_history(settings, work_dir, days=HISTORY_DAYS))
+    now = clock.now()
+    end = default_end(now.timestamp())
+    status = stack.up(
+        history=lambda work_dir: write_history(settings, work_dir, end=end, days=HISTORY_DAYS)
+    )
     ctx.notes.append(f"Prometheus: the embedded local stack at {status.url} (synthetic history).")
     truth_path = stack.history_dir / "ground-truth.json"
     if truth_path.exists():
@@ -110,6 +117,7 @@ def _start_stack(settings: Settings, ctx: ReportContext, metrics: Any) -> None:
             ctx,
             pd.Timestamp(truth.start, unit="s", tz="UTC"),
             pd.Timestamp(truth.end, unit="s", tz="UTC"),
+            now,
         )
 
 

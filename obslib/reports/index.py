@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
+from obslib import clock
 from obslib.emit.files import write_atomic
 from obslib.reports.results import load_results
 from obslib.reports.run import ReportRun
@@ -40,7 +40,7 @@ def _row(run: ReportRun, out_dir: Path) -> str:
 def write_index(runs: Sequence[ReportRun], out_dir: str | Path, notes: Sequence[str] = ()) -> Path:
     """Write ``index.html`` linking every report with its verdict."""
     out = Path(out_dir).resolve()
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    when = clock.now().strftime("%Y-%m-%d %H:%M UTC")
     rows = "\n".join(_row(run, out) for run in runs)
     items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     page = f"""<!doctype html>

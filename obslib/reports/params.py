@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from obslib import clock
 from obslib.errors import ConfigError
 
 
@@ -14,7 +15,7 @@ def parse_time(text: str | float | int) -> pd.Timestamp:
     ):
         return pd.Timestamp(float(text), unit="s", tz="UTC")
     if str(text).strip().lower() == "now":
-        return pd.Timestamp.now(tz="UTC")
+        return clock.now()
     try:
         stamp = pd.Timestamp(str(text))
     except ValueError as exc:
@@ -25,10 +26,13 @@ def parse_time(text: str | float | int) -> pd.Timestamp:
 
 
 def window(
-    start: str = "", end: str = "", hours: float = 24.0
+    start: str = "", end: str = "", hours: float = 24.0, *, now: pd.Timestamp | None = None
 ) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The report window: ``[start, end]``, or the ``hours`` before ``end`` (default now)."""
-    stop = parse_time(end) if end else pd.Timestamp.now(tz="UTC").floor("s")
+    """The report window: ``[start, end]``, or the ``hours`` before ``end``.
+
+    An empty ``end`` is ``now``, by default the run's clock (:func:`obslib.clock.now`).
+    """
+    stop = parse_time(end) if end else (clock.now() if now is None else now).floor("s")
     begin = parse_time(start) if start else stop - pd.Timedelta(hours=float(hours))
     if begin >= stop:
         raise ConfigError(

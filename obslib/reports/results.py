@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from obslib import clock
 from obslib.emit.files import write_atomic
 from obslib.reports.secrets import scrub
 from obslib.verdict import Verdict
@@ -68,7 +69,7 @@ def save_results(
         "window": None
         if window is None
         else {"start": _plain(window[0]), "end": _plain(window[1])},
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "generated_at": clock.now().isoformat(),
         "summary": _plain(dict(summary or {})),
     }
     if error:

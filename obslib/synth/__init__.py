@@ -1,6 +1,6 @@
 """Deterministic synthetic fleet history, written as OpenMetrics for ``promtool`` to backfill.
 
-``write_history(settings, out_dir)`` writes ``out_dir/openmetrics/block-*.om`` (one file per
+``write_history(settings, out_dir, end=...)`` writes ``out_dir/openmetrics/block-*.om`` (one file per
 2-hour block) and ``out_dir/ground-truth.json``: the window, the agent profiles' true latency
 quantiles, and every scripted incident (what, when, which labels its alert carries).
 """
@@ -19,7 +19,7 @@ from obslib.errors import ConfigError
 from obslib.settings import Settings
 from obslib.synth import exporter_series as ex
 from obslib.synth.openmetrics import Series, write_blocks
-from obslib.synth.scenario import DAY, Incident, Timeline, agent_profile, default_end, schedule
+from obslib.synth.scenario import DAY, Incident, Timeline, agent_profile, schedule
 from obslib.synth.tasks import contract_series, queue_depth, simulate, worker_series
 
 GROUND_TRUTH = "ground-truth.json"
@@ -64,12 +64,14 @@ def load_ground_truth(path: str | Path) -> GroundTruth:
 
 def _profiles_json(settings: Settings) -> dict[str, Any]:
     out = {}
+    names = [f"p{round(q * 100)}" for q in QUANTILES]
     for agent in settings.agent_types:
         p = agent_profile(agent)
         out[agent] = {
             "tasks_per_minute": p.tasks_per_minute,
             "cold_start_s": {f"p{round(q * 100)}": p.cold_start.quantile(q) for q in QUANTILES},
             "work_s": {f"p{round(q * 100)}": p.work.quantile(q) for q in QUANTILES},
+            "task_duration_s": dict(zip(names, p.task_duration_quantiles(QUANTILES), strict=True)),
             "failure_share": p.failure_share,
             "canceled_share": p.canceled_share,
             "error_rate": p.failure_share / (1 - p.canceled_share),
@@ -78,12 +80,14 @@ def _profiles_json(settings: Settings) -> dict[str, Any]:
 
 
 def generate(
-    settings: Settings, days: float, seed: int, end: int | None, step: int
+    settings: Settings, days: float, seed: int, end: int, step: int
 ) -> tuple[list[Series], GroundTruth]:
-    """Every series of the history, and its ground truth."""
+    """Every series of the history ending at ``end`` (unix seconds), and its ground truth.
+
+    The end is always given: the same seed and end give the same history on any date.
+    """
     if days < 1:
         raise ConfigError(f"a synthetic history needs at least 1 day, got {days}")
-    end = default_end() if end is None else end
     timeline = Timeline(start=int(end - days * DAY), end=end, step=step)
     rng = np.random.default_rng(seed)
     incidents = {i.id: i for i in schedule(timeline, settings)}
@@ -155,12 +159,17 @@ def generate(
 def write_history(
     settings: Settings,
     out_dir: Path,
+    *,
+    end: int,
     days: float = 14,
     seed: int = 1,
-    end: int | None = None,
     step: int = 60,
 ) -> Path:
-    """Write the history's OpenMetrics files and ground truth; returns the OpenMetrics directory."""
+    """Write the history's OpenMetrics files and ground truth; returns the OpenMetrics directory.
+
+    ``end`` is unix seconds; for a history that ends near now, pass
+    ``scenario.default_end(clock.now_seconds())`` (data stays clear of the head block).
+    """
     series, truth = generate(settings, days, seed, end, step)
     om_dir = Path(out_dir) / OPENMETRICS_DIR
     write_blocks(series, om_dir)

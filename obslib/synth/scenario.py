@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 
@@ -39,9 +39,8 @@ class Timeline:
         return grid
 
 
-def default_end(now: float | None = None) -> int:
-    """End of a history written now: the hour before the head block's 3 hours."""
-    now = time.time() if now is None else now
+def default_end(now: float) -> int:
+    """End of a history written at ``now``: the hour before the head block's 3 hours."""
     return int((now - HEAD_BLOCK_MARGIN_S) // HOUR * HOUR)
 
 
@@ -105,6 +104,17 @@ class AgentProfile:
     work: LatencyProfile  # from agent ready to result received
     failure_share: float
     canceled_share: float
+
+    def task_duration_quantiles(
+        self, quantiles: Sequence[float], samples: int = 1_000_000
+    ) -> list[float]:
+        """True quantiles of task to artifact (cold start + work), by Monte Carlo.
+
+        The draw has its own fixed seed: the truth belongs to the profile, not to a history.
+        """
+        rng = np.random.default_rng(0)
+        total = self.cold_start.sample(rng, samples) + self.work.sample(rng, samples)
+        return [float(v) for v in np.quantile(total, list(quantiles))]
 
 
 _KNOWN_PROFILES = {

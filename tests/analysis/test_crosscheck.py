@@ -38,10 +38,11 @@ from obslib.sources.prometheus import PrometheusSource
 from obslib.stack import LocalStack
 from obslib.synth.exporter_series import scrape_targets
 from obslib.synth.openmetrics import Series, write_blocks
-from obslib.synth.scenario import HOUR, default_end
+from obslib.synth.scenario import HOUR
 from obslib.synth.tasks import random_suffix
 from obslib.verdict import Verdict
 from tests.conftest import REPO, free_port
+from tests.world import ANCHOR
 
 TODAY_HOURS = 4
 TASK_ID = "aks-e2e-1717171717000000000"  # the AKS e2e sentinel's id shape, leaking into a label
@@ -195,7 +196,7 @@ def today(tmp_path_factory, catalogue):
     stack = LocalStack(
         data_dir=tmp_path_factory.mktemp("today"), port=free_port(), rule_files=[REPO / RULE_FILE]
     )
-    end = default_end()
+    end = ANCHOR  # the pinned world's anchor: the same history on any date
     try:
         stack.up(history=lambda work_dir: platform_today(work_dir, catalogue, end))
         yield PrometheusSource(stack.endpoint(), retries=1), end - TODAY_HOURS * HOUR, end

@@ -40,13 +40,14 @@ from obslib.sources.prometheus import (
 )
 from obslib.stack import FLEET_JOB, LocalStack
 from tests.fakes.http_server import FakeServer, Reply, Request
+from tests.world import ANCHOR
 
 REPO = Path(__file__).resolve().parents[2]
 AGENTS = ("claude", "copilot")
 INTERVAL = 60
 DAYS = 3
-# The history ends on an hour, a few hours back, clear of the head block's window.
-END = (int(time.time()) // 3600) * 3600 - 4 * 3600
+# The history ends at the pinned world's anchor, a fixed past hour.
+END = ANCHOR
 START = END - DAYS * 86400
 STEPS = DAYS * 86400 // INTERVAL
 TASKS_PER_MINUTE = (6, 12)  # per agent: counter increments per sample
