@@ -15,6 +15,7 @@ each claim is only what the analysis promises:
 
 from __future__ import annotations
 
+import itertools
 import math
 import shutil
 from pathlib import Path
@@ -66,7 +67,7 @@ def test_binomial_bound():
 @pytest.fixture(scope="module")
 def anchored(tmp_path_factory):
     """One Prometheus over the eight anchors' histories, and each history's ground truth."""
-    assert all(b - a > (HISTORY_DAYS + 1) * 86400 for a, b in zip(ANCHORS, ANCHORS[1:]))
+    assert all(b - a > (HISTORY_DAYS + 1) * 86400 for a, b in itertools.pairwise(ANCHORS))
     settings = load_settings(None)
 
     def histories(work_dir: Path) -> Path:
