@@ -19,9 +19,10 @@ DESTINATION = "messaging.destination.name"
 ENVELOPE_TRACE_ID = "daedalus.task.metadata.trace_id"
 TASK_STATE = "daedalus.task.state"  # A2A state of the result, on the result-collection span
 
-SERVICE_ORCHESTRATOR = "daedalus-orchestrator"
-SERVICE_PROXY = "daedalus-proxy"
-SERVICE_AGENT_PREFIX = "daedalus-agent-"  # + agent type, the agent CLI process
+SERVICE_PREFIX = "daedalus-"  # every Daedalus service's name starts so
+SERVICE_ORCHESTRATOR = f"{SERVICE_PREFIX}orchestrator"
+SERVICE_PROXY = f"{SERVICE_PREFIX}proxy"
+SERVICE_AGENT_PREFIX = f"{SERVICE_PREFIX}agent-"  # + agent type, the agent CLI process
 
 SCOPE_QUEUE = "github.com/raykao/daedalus/internal/queue"
 SCOPE_PROXY = "github.com/raykao/daedalus/internal/proxy"

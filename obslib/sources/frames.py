@@ -89,3 +89,30 @@ def conform(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
             # astype cannot make naive values (e.g. an all-NaT column) UTC; to_datetime can.
             ordered[name] = pd.to_datetime(ordered[name], utc=True).astype(dtype)
     return ordered.astype({name: dtype for name, dtype in columns.items() if dtype != "object"})
+
+
+def _canonical(value: object) -> str:
+    if isinstance(value, dict):
+        return repr(sorted((str(k), _canonical(v)) for k, v in value.items()))
+    return repr(value)
+
+
+def collapse_copies(spans: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """``spans`` with identical copies of a span (same ids, same content) collapsed into one.
+
+    An exporter that retries after a timeout sends the same batch twice, and Tempo keeps both.
+    Two *different* spans sharing an id are kept: that is a finding, not a copy. Returns the
+    frame (index reset) and how many copies were removed.
+    """
+    if spans.empty:
+        return spans.reset_index(drop=True), 0
+    same_id = spans.duplicated(["trace_id", "span_id"], keep=False)
+    if not same_id.any():
+        return spans.reset_index(drop=True), 0
+    candidates = spans[same_id]
+    key = candidates.apply(
+        lambda row: "\x1f".join(_canonical(row[c]) for c in candidates.columns), axis=1
+    )
+    copies = key.duplicated(keep="first")
+    kept = spans.drop(index=copies[copies].index).reset_index(drop=True)
+    return kept, int(copies.sum())

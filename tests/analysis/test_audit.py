@@ -16,8 +16,7 @@ from obslib.analysis.trace_index import hop_codes
 from obslib.catalogue.hops import ENVELOPE_TRACE_ID, PASS1, PLATFORM_TODAY, SERVICE_PROXY
 from obslib.sources.frames import SPAN_COLUMNS, empty_frame
 from obslib.sources.otlp import spans_from_json
-from obslib.verdict import Verdict
-from tests.analysis import (
+from obslib.synth.spans import (
     background_traces,
     collide_span_id,
     drop_hop_span,
@@ -28,6 +27,7 @@ from tests.analysis import (
     regenerate_envelope,
     skew_service,
 )
+from obslib.verdict import Verdict
 
 TEMPO = Path(__file__).resolve().parents[1] / "samples" / "tempo"
 IDS = json.loads((TEMPO / "trace-ids.json").read_text())

@@ -1,0 +1,446 @@
+"""Every span of a time window from Tempo, through sliced, selected TraceQL searches.
+
+Fetching a window as "search, then one trace-by-id request per trace" costs Tempo CPU per
+lookup (about 40 traces a second on a 2-core machine). A search with ``select()`` and a large
+``spss`` returns every span with its parent id instead, so a window is read as a few dozen
+searches of short time slices. What a real Tempo 3.1 does to such searches, and what this module
+does about it (recordings in ``reference/samples/tempo-3.1``):
+
+- A search ending within ``query_end_cutoff`` (30 s) of Tempo's own clock is rewritten, even
+  to another window. The reader asks Tempo for its time (the ``Date`` header), waits until the
+  window is searchable (bounded), or leaves the unsearchable end out and says so.
+- ``limit`` cuts results silently, to an arbitrary subset. A slice that returns ``limit``
+  traces, or fails with "response larger than the max", is split in two until every slice
+  returns fewer; at the smallest slice the cut is reported.
+- Selected attributes come back without their scope and some intrinsics renamed
+  (``service.name``, ``kind``, ``status``, ``statusMessage``; ``span:parentID`` and
+  ``instrumentation:name`` keep theirs); roots have the parent ``0000000000000000``; trace ids
+  lose leading zeros.
+- ``matched`` above the spans returned is the only sign a span set was cut: such traces are
+  fetched whole by id, as are ids the caller knows of that search cannot see (spans older than
+  the ingestion slack at arrival are hidden from search for minutes).
+- Traces outside the window (a rewrite, a block's wider range) are dropped and counted; a trace
+  found by several slices is kept once; identical copies of a span are collapsed and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import pandas as pd
+
+from obslib.catalogue.hops import (
+    AGENT_TYPE,
+    DESTINATION,
+    ENVELOPE_TRACE_ID,
+    SERVICE_PREFIX,
+    TASK_ID,
+    TASK_STATE,
+)
+from obslib.errors import BackendUnavailable, MalformedResponse
+from obslib.sources import coverage as cov
+from obslib.sources.frames import SPAN_COLUMNS, collapse_copies, conform, empty_frame
+from obslib.sources.tempo import TempoSource, hex_trace_id
+
+log = logging.getLogger(__name__)
+
+QUERY_END_CUTOFF_S = 30  # Tempo's query_frontend.search.query_end_cutoff default
+SLICE_S = 120  # two-minute slices keep a busy hour's job bodies under Tempo's 16 MiB
+MIN_SLICE_S = 1  # Tempo's search times are whole seconds
+SEARCH_LIMIT = 400  # traces per slice; about 20 KB of job body each on Tempo's side
+SPANS_PER_SPANSET = 100  # above any hop profile's span count, so span sets are whole
+PARALLEL = 4
+MAX_WAIT_S = 60.0  # how long to wait for the window's end to become searchable
+TOO_LARGE = "response larger than the max"
+SPAN_ATTRIBUTES = (TASK_ID, AGENT_TYPE, DESTINATION, ENVELOPE_TRACE_ID, TASK_STATE)
+INTRINSICS = (
+    "span:name",
+    "span:parentID",
+    "span:kind",
+    "span:status",
+    "span:statusMessage",
+    "instrumentation:name",
+)
+DEFAULT_FILTER = f'{{ resource.service.name =~ "{SERVICE_PREFIX}.*" }}'
+# How selected fields come back (unscoped, some renamed) -> what they are.
+_RETURNED = {
+    "span:parentID": "parent",
+    "kind": "kind",
+    "status": "status",
+    "statusMessage": "status_message",
+    "instrumentation:name": "scope",
+    "service.name": "service",
+}
+_NO_PARENT = "0" * 16
+
+
+def select_query(traceql_filter: str = "") -> str:
+    """The filter (default: every span of a Daedalus service) with every field the audit reads."""
+    fields = [*INTRINSICS, "resource.service.name", *(f"span.{a}" for a in SPAN_ATTRIBUTES)]
+    return f"{(traceql_filter or DEFAULT_FILTER).strip()} | select({', '.join(fields)})"
+
+
+@dataclass(frozen=True)
+class TraceHit:
+    """One trace of a search answer: its id, time range and whether its span set was cut."""
+
+    trace_id: str
+    start_ns: int
+    end_ns: int
+    spans: int
+    matched: int
+
+    @property
+    def cut(self) -> bool:
+        """Whether Tempo returned fewer spans than matched (``spss`` too small)."""
+        return self.matched > self.spans
+
+
+def _value(item: Mapping[str, Any]) -> str:
+    value = item.get("value") or {}
+    for key in ("stringValue", "intValue", "doubleValue", "boolValue"):
+        if key in value:
+            return str(value[key])
+    return ""
+
+
+def _span_row(trace_id: str, span: Mapping[str, Any]) -> dict[str, Any]:
+    fields = {str(a.get("key")): _value(a) for a in span.get("attributes") or ()}
+    named = {_RETURNED[k]: v for k, v in fields.items() if k in _RETURNED}
+    attrs = {a: fields[a] for a in SPAN_ATTRIBUTES if a in fields}
+    parent = named.get("parent", "").lower()
+    start = int(span.get("startTimeUnixNano") or 0)
+    end = start + int(span.get("durationNanos") or 0)
+    service = named.get("service", "")
+    return {
+        "trace_id": trace_id,
+        "span_id": str(span.get("spanID", "")).lower().rjust(16, "0"),
+        "parent_span_id": "" if not parent or parent == _NO_PARENT else parent.rjust(16, "0"),
+        "name": str(span.get("name", "")),
+        "kind": named.get("kind", "unspecified").upper(),
+        "service_name": service,
+        "scope_name": named.get("scope", ""),
+        "start_ns": start,
+        "end_ns": end,
+        "duration_ns": end - start,
+        "status_code": named.get("status", "unset").upper(),
+        "status_message": named.get("status_message", ""),
+        "task_id": attrs.get(TASK_ID, ""),
+        "agent_type": attrs.get(AGENT_TYPE, ""),
+        "destination": attrs.get(DESTINATION, ""),
+        "attributes": attrs,
+        "resource_attributes": {"service.name": service} if service else {},
+        "partial": False,
+    }
+
+
+def spans_from_select(body: Any) -> tuple[pd.DataFrame, list[TraceHit], int]:
+    """Spans of a ``select()`` search answer, its traces, and the span copies collapsed.
+
+    A span repeated across a trace's span sets is one span; a span twice in one span set is an
+    identical copy (an exporter's retry) and counted.
+
+    Raises:
+        ValueError: the body is not a search answer.
+    """
+    if not isinstance(body, dict) or not {"traces", "metrics"} & body.keys():
+        raise ValueError("not a search response (no 'traces' or 'metrics')")
+    rows: list[dict[str, Any]] = []
+    hits: list[TraceHit] = []
+    copies = 0
+    for trace in body.get("traces") or []:
+        trace_id = hex_trace_id(str(trace.get("traceID", "")))
+        sets = trace.get("spanSets") or ([trace["spanSet"]] if trace.get("spanSet") else [])
+        seen: set[str] = set()
+        matched = 0
+        for span_set in sets:
+            matched = max(matched, int(span_set.get("matched") or 0))
+            in_set: set[str] = set()
+            for span in span_set.get("spans") or []:
+                key = repr(sorted(span.items(), key=lambda kv: kv[0]))
+                if key in in_set:
+                    copies += 1
+                    continue
+                in_set.add(key)
+                if key not in seen:
+                    seen.add(key)
+                    rows.append(_span_row(trace_id, span))
+        mine = rows[len(rows) - len(seen) :]
+        start = int(trace.get("startTimeUnixNano") or 0)
+        ends = [r["end_ns"] for r in mine]
+        starts = [r["start_ns"] for r in mine]
+        duration_end = start + int(trace.get("durationMs") or 0) * 1_000_000
+        hits.append(
+            TraceHit(
+                trace_id,
+                min([start, *starts]) if start else min(starts, default=0),
+                max([duration_end, *ends]),
+                len(seen),
+                matched,
+            )
+        )
+    frame = conform(pd.DataFrame(rows), SPAN_COLUMNS) if rows else empty_frame(SPAN_COLUMNS)
+    return frame, hits, copies
+
+
+def plan_slices(start_s: int, end_s: int, slice_s: int = SLICE_S) -> list[tuple[int, int]]:
+    """Consecutive ``[a, b)`` slices of whole seconds covering ``[start_s, end_s)``."""
+    if end_s <= start_s:
+        return []
+    step = max(MIN_SLICE_S, int(slice_s))
+    return [(a, min(a + step, end_s)) for a in range(start_s, end_s, step)]
+
+
+def server_now(source: TempoSource) -> float:
+    """Tempo's own time, from the ``Date`` header of a cheap request (unix seconds)."""
+    response = source.client.request("GET", "api/status/buildinfo")
+    date = response.headers.get("Date")
+    if not date:
+        raise MalformedResponse(
+            "tempo",
+            source.client.url("api/status/buildinfo"),
+            "",
+            "no Date header: cannot tell which part of the window Tempo can search yet",
+        )
+    return parsedate_to_datetime(date).timestamp()
+
+
+@dataclass
+class _Slices:
+    """What the slice searches found so far (mutated by one thread only)."""
+
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # trace id -> spans
+    hits: dict[str, TraceHit] = field(default_factory=dict)
+    copies: int = 0
+    searches: int = 0
+    splits: int = 0
+    cut: list[tuple[int, int, str]] = field(default_factory=list)  # (a, b, why)
+
+    def add(self, frame: pd.DataFrame, hits: list[TraceHit], copies: int) -> None:
+        self.copies += copies
+        for trace_id, spans in frame.groupby("trace_id", sort=False):
+            hit = next(h for h in hits if h.trace_id == trace_id)
+            kept = self.hits.get(str(trace_id))
+            if kept is None or hit.spans > kept.spans:  # the fullest answer of a trace wins
+                self.hits[str(trace_id)] = hit
+                self.frames[str(trace_id)] = spans
+
+
+@dataclass(frozen=True)
+class WindowOptions:
+    """How a window is read; defaults fit Tempo 3.1's default limits."""
+
+    traceql_filter: str = ""
+    slice_s: int = SLICE_S
+    limit: int = SEARCH_LIMIT
+    spans_per_spanset: int = SPANS_PER_SPANSET
+    parallel: int = PARALLEL
+    cutoff_s: float = QUERY_END_CUTOFF_S
+    max_wait_s: float = MAX_WAIT_S
+    max_traces: int | None = None  # a user's cap: the result is then partial
+
+
+def read_window(
+    source: TempoSource,
+    start_s: int,
+    end_s: int,
+    options: WindowOptions,
+    *,
+    known_trace_ids: Iterable[str] = (),
+    sleep: Callable[[float], None] | None = None,
+    now: Callable[[], float] | None = None,
+    progress: Callable[[str], None] = log.info,
+) -> cov.Fetched:
+    """Every span of the traces in ``[start_s, end_s)``, with what could not be read."""
+    sleep = sleep or time.sleep
+    now = now or (lambda: server_now(source))
+    requested = (pd.Timestamp(start_s, unit="s", tz="UTC"), pd.Timestamp(end_s, unit="s", tz="UTC"))
+    gaps: list[cov.Gap] = []
+    searchable_end = _wait_until_searchable(end_s, options, sleep, now, progress)
+    if searchable_end < end_s:
+        gaps.append(
+            cov.Gap(
+                cov.NOT_SEARCHABLE,
+                0,
+                f"the last {end_s - max(searchable_end, start_s)} s of the window were not yet "
+                f"searchable (Tempo searches only up to {options.cutoff_s:g} s before its now)",
+            )
+        )
+    found = _search_slices(source, start_s, max(start_s, searchable_end), options)
+    frames = list(found.frames.values())
+    spans = pd.concat(frames, ignore_index=True) if frames else empty_frame(SPAN_COLUMNS)
+    outside = {
+        h.trace_id
+        for h in found.hits.values()
+        if h.end_ns < start_s * 10**9 or h.start_ns >= end_s * 10**9
+    }
+    cut = sorted({h.trace_id for h in found.hits.values() if h.cut} - outside)
+    known = sorted({hex_trace_id(t) for t in known_trace_ids} - set(found.hits))
+    whole = _by_id(source, [*cut, *known])
+    spans = pd.concat(
+        [spans[~spans["trace_id"].isin(outside | set(cut))], whole], ignore_index=True
+    )
+    unseen = whole[whole["trace_id"].isin(known)]["trace_id"].nunique()
+    spans, copies = collapse_copies(spans)
+    spans, capped = _cap(spans, options.max_traces)
+    gaps.append(
+        cov.Gap(
+            cov.OUTSIDE_WINDOW,
+            len(outside),
+            f"{len(outside)} trace(s) Tempo returned lie outside the window: dropped",
+        )
+    )
+    if found.cut:
+        where = "; ".join(
+            f"{why} at {pd.Timestamp(a, unit='s', tz='UTC'):%Y-%m-%d %H:%M:%S}"
+            for a, _, why in found.cut[:3]
+        )
+        gaps.append(
+            cov.Gap(
+                cov.CUT_BY_LIMIT,
+                len(found.cut),
+                f"{len(found.cut)} one-second slice(s) still cut ({where}): some traces there "
+                "were not read",
+            )
+        )
+    gaps += [
+        cov.Gap(
+            cov.REFETCHED,
+            len(cut),
+            f"{len(cut)} trace(s) whose span sets search cut were fetched whole by id",
+        ),
+        cov.Gap(
+            cov.REFETCHED,
+            unseen,
+            f"{unseen} of {len(known)} known trace(s) search did not return were found by id",
+        ),
+        cov.Gap(
+            cov.REDELIVERED,
+            copies + found.copies,
+            f"{copies + found.copies} identical span copies (exporter retries Tempo kept) "
+            "collapsed into one",
+        ),
+    ]
+    if capped is not None:
+        gaps.append(capped)
+    notes = (
+        f"{found.searches} searches of slices up to {options.slice_s} s ({found.splits} split "
+        f"after reaching limit {options.limit} or Tempo's size limit), {len(cut) + len(known)} "
+        "trace(s) by id",
+        f"query: {select_query(options.traceql_filter)}",
+    )
+    coverage = cov.Coverage(
+        f"Tempo {source.endpoint.safe_url}",
+        "spans",
+        len(spans),
+        requested,
+        (requested[0], pd.Timestamp(max(start_s, searchable_end), unit="s", tz="UTC")),
+        notes=notes,
+    ).with_gaps(*gaps)
+    return cov.Fetched(spans.reset_index(drop=True), coverage)
+
+
+def _wait_until_searchable(
+    end_s: int,
+    options: WindowOptions,
+    sleep: Callable[[float], None],
+    now: Callable[[], float],
+    progress: Callable[[str], None],
+) -> int:
+    """The window's end, once Tempo can search it; earlier if waiting would take too long."""
+    waited = 0.0
+    while True:
+        limit = math.floor(now() - options.cutoff_s)
+        if end_s <= limit:
+            return end_s
+        pause = end_s - limit
+        if waited + pause > options.max_wait_s:
+            return limit
+        progress(
+            f"waiting {pause:.0f} s: Tempo searches only up to {options.cutoff_s:g} s before "
+            "its own now, and the window ends later"
+        )
+        sleep(pause)
+        waited += pause
+
+
+def _search_slices(
+    source: TempoSource, start_s: int, end_s: int, options: WindowOptions
+) -> _Slices:
+    found = _Slices()
+    query = select_query(options.traceql_filter)
+    todo = plan_slices(start_s, end_s, options.slice_s)
+    with ThreadPoolExecutor(max_workers=max(1, options.parallel)) as pool:
+        running: dict[Future[Any], tuple[int, int]] = {}
+        while todo or running:
+            while todo and len(running) < max(1, options.parallel):
+                a, b = todo.pop(0)
+                running[pool.submit(_search_one, source, query, a, b, options)] = (a, b)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                a, b = running.pop(future)
+                found.searches += 1
+                frame, hits, copies, problem = future.result()
+                if problem and b - a > MIN_SLICE_S:
+                    middle = (a + b) // 2
+                    todo[:0] = [(a, middle), (middle, b)]
+                    found.splits += 1
+                    continue
+                if problem:
+                    found.cut.append((a, b, problem))
+                found.add(frame, hits, copies)
+    return found
+
+
+def _search_one(
+    source: TempoSource, query: str, a: int, b: int, options: WindowOptions
+) -> tuple[pd.DataFrame, list[TraceHit], int, str]:
+    """One slice's answer, and why it must be split ("" when it is whole)."""
+    params = {
+        "q": query,
+        "start": a,
+        "end": b,
+        "limit": options.limit,
+        "spss": options.spans_per_spanset,
+    }
+    try:
+        body = source.client.get_json("api/search", params=params, query=query)
+    except BackendUnavailable as exc:
+        if TOO_LARGE in exc.detail:
+            return empty_frame(SPAN_COLUMNS), [], 0, "Tempo's response size limit"
+        raise
+    try:
+        frame, hits, copies = spans_from_select(body)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise MalformedResponse(
+            "tempo", source.client.url("api/search"), query, f"unexpected search answer: {exc}"
+        ) from exc
+    problem = f"limit {options.limit} reached" if len(hits) >= options.limit else ""
+    return frame, hits, copies, problem
+
+
+def _by_id(source: TempoSource, trace_ids: Sequence[str]) -> pd.DataFrame:
+    """Whole traces by id; ids Tempo does not know are left out."""
+    if not trace_ids:
+        return empty_frame(SPAN_COLUMNS)
+    return conform(source.traces(trace_ids, progress=False), SPAN_COLUMNS)
+
+
+def _cap(spans: pd.DataFrame, max_traces: int | None) -> tuple[pd.DataFrame, cov.Gap | None]:
+    """The first ``max_traces`` traces by start time, and the gap that cap leaves."""
+    if max_traces is None:
+        return spans, None
+    starts = spans.groupby("trace_id")["start_ns"].min().sort_values(kind="stable")
+    if len(starts) <= max_traces:
+        return spans, None
+    keep = set(starts.index[:max_traces])
+    detail = f"partial: {max_traces:,} traces audited, at least {len(starts):,} matched"
+    kept = spans[spans["trace_id"].isin(keep)].reset_index(drop=True)
+    return kept, cov.Gap(cov.CUT_BY_LIMIT, len(starts) - max_traces, detail)
