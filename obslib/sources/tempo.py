@@ -37,12 +37,14 @@ from obslib.errors import (
     QueryRejected,
     SourceError,
 )
+from obslib.sources.coverage import Fetched
 from obslib.sources.endpoint import Endpoint, endpoint_from_env
 from obslib.sources.frames import SPAN_COLUMNS, TRACE_SUMMARY_COLUMNS, conform, empty_frame
 from obslib.sources.http import HttpClient
 from obslib.sources.otlp import OtlpFormatError, spans_from_json
 
 NO_ROOT = "<root span not yet received>"  # Tempo's placeholder root service name
+QUERY_END_CUTOFF_S = 30.0  # query_frontend.search.query_end_cutoff: searches end this long ago
 TAG_VALUE_COLUMNS: dict[str, str] = {"value": "str", "type": "str"}  # rows of tag_values()
 TimeArg = datetime | float | int | None
 _HEX = frozenset("0123456789abcdef")
@@ -205,10 +207,21 @@ class TempoSource:
             from ``endpoint`` when omitted.
     """
 
-    def __init__(self, endpoint: Endpoint | None = None, client: HttpClient | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint | None = None,
+        client: HttpClient | None = None,
+        *,
+        query_end_cutoff_s: float = QUERY_END_CUTOFF_S,
+    ) -> None:
         if client is not None and endpoint is not None and client.endpoint != endpoint:
             raise ConfigError("TempoSource: pass an endpoint or a client, not two different ones")
+        if not 0 <= query_end_cutoff_s <= 3600:
+            raise ConfigError(
+                f"TempoSource: query_end_cutoff_s must be 0 to 3600 seconds, got {query_end_cutoff_s!r}"
+            )
         self.client = client or HttpClient(endpoint or endpoint_from_env("tempo"))
+        self.query_end_cutoff_s = query_end_cutoff_s  # the server's query_end_cutoff
         self._v2_traces = True  # becomes False once the server turns out not to have the route
 
     @property
@@ -290,6 +303,47 @@ class TempoSource:
                 return frame
             sleep(poll_s)
             waited += poll_s
+
+    def window_spans(
+        self,
+        start: datetime | float | int,
+        end: datetime | float | int,
+        *,
+        traceql_filter: str = "",
+        known_trace_ids: Iterable[str] = (),
+        max_traces: int | None = None,
+        sleep: Callable[[float], None] | None = None,
+        progress: Callable[[str], None] | None = None,
+        **options: Any,
+    ) -> Fetched:
+        """Every span of every trace in ``[start, end)``, and what could not be read.
+
+        Reads the window through sliced ``select()`` searches (see
+        :mod:`obslib.sources.tempo_window`): a window reaching into Tempo's query-end cutoff
+        waits until searchable (or is partial), slices that reach ``limit`` or Tempo's size
+        limit are split, cut span sets and ``known_trace_ids`` search missed are fetched by id,
+        traces outside the window are dropped, identical span copies collapsed. ``max_traces``
+        caps the traces kept (the result is then partial). ``options`` are the fields of
+        :class:`~obslib.sources.tempo_window.WindowOptions` (``slice_s``, ``limit``,
+        ``parallel``, ``max_wait_s``...).
+        """
+        from obslib.sources.tempo_window import WindowOptions, read_window
+
+        window = self._window(start, end, "api/search", traceql_filter)
+        if not window:
+            raise self._error(QueryRejected, "api/search", traceql_filter, "give start and end")
+        settings = WindowOptions(
+            traceql_filter=traceql_filter,
+            max_traces=max_traces,
+            cutoff_s=self.query_end_cutoff_s,
+            **options,
+        )
+        extra: dict[str, Any] = {"sleep": sleep}
+        if progress is not None:
+            extra["progress"] = progress
+        return read_window(
+            self, window["start"], window["end"], settings, known_trace_ids=known_trace_ids, **extra
+        )
 
     # -- traces by id ---------------------------------------------------------------------
 

@@ -47,11 +47,10 @@ from obslib.catalogue.hops import (
 from obslib.errors import BackendUnavailable, MalformedResponse
 from obslib.sources import coverage as cov
 from obslib.sources.frames import SPAN_COLUMNS, collapse_copies, conform, empty_frame
-from obslib.sources.tempo import TempoSource, hex_trace_id
+from obslib.sources.tempo import QUERY_END_CUTOFF_S, TempoSource, hex_trace_id
 
 log = logging.getLogger(__name__)
 
-QUERY_END_CUTOFF_S = 30  # Tempo's query_frontend.search.query_end_cutoff default
 SLICE_S = 120  # two-minute slices keep a busy hour's job bodies under Tempo's 16 MiB
 MIN_SLICE_S = 1  # Tempo's search times are whole seconds
 SEARCH_LIMIT = 400  # traces per slice; about 20 KB of job body each on Tempo's side

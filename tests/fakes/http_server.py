@@ -47,12 +47,18 @@ Handler = Callable[[Request], Reply]
 class FakeServer:
     """Serve ``handler`` on 127.0.0.1 at a free port until closed."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, clock: Callable[[], float] | None = None) -> None:
         self.handler = handler
         self.requests: list[Request] = []
         fake = self
 
         class _RequestHandler(BaseHTTPRequestHandler):
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                # The Date header tells clients the server's time: a fake keeps its own clock.
+                return super().date_time_string(
+                    clock() if clock and timestamp is None else timestamp
+                )
+
             def _serve(self) -> None:
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
@@ -112,8 +118,8 @@ class FakeBackend:
     a context manager that starts and stops its server.
     """
 
-    def __init__(self) -> None:
-        self.server = FakeServer(self.handle)
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self.server = FakeServer(self.handle, clock)
 
     def handle(self, request: Request) -> Reply:
         """Answer one request (subclasses answer as their backend does)."""

@@ -18,11 +18,13 @@ from __future__ import annotations
 import json
 import string
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import unquote
 
 from tests.fakes.http_server import FakeBackend, Reply, Request
+from tests.fakes.tempo_store import TempoStore
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "tempo"
 TRACE_IDS: dict = json.loads((SAMPLES / "trace-ids.json").read_text())
@@ -81,6 +83,9 @@ class FakeTempo(FakeBackend):
         partial_ids: trace ids answered as cut (``status: PARTIAL``) on the v2 route.
         unavailable_first: answer this many requests with 503 before behaving.
         searchable_after: answer this many searches as if nothing were indexed yet.
+        store: answer search and trace by id from pushed spans, as Tempo 3.1 does
+            (:mod:`tests.fakes.tempo_store`), on the store's clock (``Date`` headers too).
+        latency: seconds to take per answer, by route and traces answered (benchmarks).
     """
 
     def __init__(
@@ -90,13 +95,18 @@ class FakeTempo(FakeBackend):
         partial_ids: Iterable[str] = (),
         unavailable_first: int = 0,
         searchable_after: int = 0,
+        store: TempoStore | None = None,
+        latency: Callable[[str, int], float] | None = None,
     ) -> None:
+        self.store = store
+        self.latency = latency  # (route, traces answered) -> seconds, for the benchmark
         self.v2_routes = v2_routes
         self.partial_ids = set(partial_ids)
         self._unavailable = unavailable_first
         self._hidden_searches = searchable_after
         self._lock = threading.Lock()
-        super().__init__()
+        self._by_id_lock = threading.Lock()  # Tempo's CPU per lookup: by-id answers queue up
+        super().__init__(store.clock if store else None)
 
     def handle(self, request: Request) -> Reply:
         """Answer one request as Tempo would."""
@@ -107,6 +117,10 @@ class FakeTempo(FakeBackend):
         path = request.path
         if path.startswith("/api/v2/") and not self.v2_routes:
             return Reply(404, "404 page not found\n", _TEXT)
+        if path == "/api/status/buildinfo":
+            return Reply(200, sample("buildinfo.json"))
+        if self.store is not None:
+            return self._from_store(request)
         if path == "/api/search":
             return self._search(request)
         if path.startswith("/api/v2/traces/"):
@@ -124,6 +138,35 @@ class FakeTempo(FakeBackend):
         if path.startswith(("/api/search/tag/", "/api/v2/search/tag/")):
             return Reply(200, '{"tagValues":[],"metrics":{}}')
         return Reply(404, "404 page not found\n", _TEXT)
+
+    def _from_store(self, request: Request) -> Reply:
+        path = request.path
+        if path == "/api/search":
+            start, end = request.param("start"), request.param("end")
+            status, body = self.store.search(
+                request.param("q", ""),
+                int(start) if start else None,
+                int(end) if end else None,
+                int(request.param("limit", "20")),
+                int(request.param("spss", "3")),
+            )
+            self._pause("search", body.count('"traceID"'))
+            return Reply(status, body, _JSON if status == 200 else _TEXT)
+        for prefix, v2 in (("/api/v2/traces/", True), ("/api/traces/", False)):
+            if path.startswith(prefix):
+                raw = unquote(path.removeprefix(prefix))
+                refusal = _id_error(raw)
+                if refusal:
+                    return Reply(400, refusal, _TEXT)
+                with self._by_id_lock:
+                    self._pause("trace", 1)
+                    status, body = self.store.trace_body(raw.lower().rjust(32, "0"), v2)
+                return Reply(status, body, _JSON if status == 200 else _TEXT)
+        return Reply(404, "404 page not found\n", _TEXT)
+
+    def _pause(self, route: str, traces: int) -> None:
+        if self.latency is not None:
+            time.sleep(self.latency(route, traces))
 
     def _search(self, request: Request) -> Reply:
         query = request.param("q", "")
