@@ -10,7 +10,7 @@ from that table. The checks and what they mean are listed in :data:`CHECKS`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ from obslib.analysis.trace_index import (
     index_spans,
 )
 from obslib.catalogue.hops import ENVELOPE_TRACE_ID, PASS1, RESULT_SUBJECT_PREFIX, HopProfile
+from obslib.sources.frames import collapse_copies, conform, empty_frame
 from obslib.verdict import Verdict
 
 CHECKS: dict[str, str] = {
@@ -43,6 +44,13 @@ CHECKS: dict[str, str] = {
     "skew": "the span starts before its parent by more than the tolerance (a clock is off)",
     "envelope_missing": f"the result envelope has no {ENVELOPE_TRACE_ID}",
     "envelope_mismatch": f"the result envelope's {ENVELOPE_TRACE_ID} is not the task's trace",
+}
+CUT_COLUMNS: dict[str, str] = {
+    "task_id": "str",
+    "agent_type": "str",
+    "n_spans": "int64",
+    "first_span_start": "datetime64[ns, UTC]",
+    "reason": "str",
 }
 _REQUIRED = (
     "trace_id", "span_id", "parent_span_id", "name", "kind", "service_name", "start_ns",
@@ -68,6 +76,8 @@ class AuditResult:
     skewed: pd.DataFrame
     envelope_mismatches: pd.DataFrame
     unattributed: pd.DataFrame  # traces whose spans carry no task id
+    redelivered: int = 0  # identical span copies collapsed before the audit
+    cut_tasks: pd.DataFrame = field(default_factory=lambda: empty_frame(CUT_COLUMNS))
 
     def summary(self) -> dict[str, Any]:
         """A small JSON-ready dict of the headline figures, for a notebook's results file."""
@@ -96,6 +106,8 @@ class AuditResult:
             "envelope_mismatches": len(self.envelope_mismatches),
             "unattributed_traces": len(self.unattributed),
             "tasks_with_errors": int((tasks["n_errors"] > 0).sum()),
+            "redelivered_spans": self.redelivered,
+            "tasks_cut_by_window": len(self.cut_tasks),
         }
 
 
@@ -109,6 +121,7 @@ def audit_traces(
     *,
     skew_tolerance_ns: int = 1_000_000,
     adopt_by_time: bool = True,
+    window: tuple[pd.Timestamp, pd.Timestamp] | None = None,
 ) -> AuditResult:
     """Audit every task in ``spans`` against the hop tree ``profile``.
 
@@ -120,10 +133,15 @@ def audit_traces(
         adopt_by_time: tie a trace without task ids to the one task whose open parent-hop span
             explains its root (a dropped context at the agent pipe), so the task shows as split
             rather than as merely missing a hop.
+        window: the window the spans were read for. A task whose first span starts before it
+            began before the window: it is reported in ``cut_tasks`` and not judged, since
+            the window may have hidden part of it.
 
     Returns:
         The frames of findings and the verdict: pass when every task is whole, fail when any
         is broken, inconclusive when there is no task to judge (no data is never a pass).
+        Identical copies of a span (an exporter's retry) are collapsed first and counted in
+        ``redelivered``; two different spans with one id stay a ``duplicate_span_id``.
 
     Raises:
         ValueError: ``spans`` lacks a documented column the audit reads.
@@ -131,11 +149,27 @@ def audit_traces(
     missing = [c for c in _REQUIRED if c not in spans.columns]
     if missing:
         raise ValueError(f"span frame lacks columns {missing}; build it with obslib.sources")
-    if spans.empty:
-        return AuditResult(profile.name, Verdict.INCONCLUSIVE, 0, 0, **frames.empty_frames())
+    redelivered, cut = 0, empty_frame(CUT_COLUMNS)
     spans = spans.reset_index(drop=True)
-    idx = index_spans(spans, profile)
-    mem = attribute_tasks(idx, profile, skew_tolerance_ns, adopt_by_time)
+    if not spans.empty:
+        idx = index_spans(spans, profile)
+        same_id = idx.duplicate & ~idx.rewritten
+        if same_id.any():  # only then is it worth comparing contents
+            spans, redelivered = collapse_copies(spans, pd.Series(same_id))
+            idx = index_spans(spans, profile) if redelivered else idx
+        mem = attribute_tasks(idx, profile, skew_tolerance_ns, adopt_by_time)
+        if window is not None:
+            keep, cut = _cut_by_window(idx, mem, window)
+            if not keep.all():
+                spans = spans[keep].reset_index(drop=True)
+                if not spans.empty:
+                    idx = index_spans(spans, profile)
+                    mem = attribute_tasks(idx, profile, skew_tolerance_ns, adopt_by_time)
+    if spans.empty:
+        return AuditResult(
+            profile.name, Verdict.INCONCLUSIVE, 0, 0, **frames.empty_frames(),
+            redelivered=redelivered, cut_tasks=cut,
+        )  # fmt: skip
     checker = _Checker(spans, idx, mem, profile, skew_tolerance_ns)
     problems = checker.run()
     n_tasks = mem.n_tasks
@@ -145,8 +179,34 @@ def audit_traces(
         Verdict.INCONCLUSIVE if n_tasks == 0 else Verdict.FAIL if broken.any() else Verdict.PASS
     )
     return AuditResult(
-        profile.name, verdict, len(spans), idx.n_traces, **frames.build_frames(checker, problems)
+        profile.name,
+        verdict,
+        len(spans),
+        idx.n_traces,
+        **frames.build_frames(checker, problems),
+        redelivered=redelivered,
+        cut_tasks=cut,
     )
+
+
+def _cut_by_window(
+    idx: SpanIndex, mem: Membership, window: tuple[pd.Timestamp, pd.Timestamp]
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Which spans belong to tasks that began inside the window, and the tasks that did not."""
+    keep = np.ones(len(idx.trace), dtype=bool)
+    first = np.full(mem.n_tasks, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, mem.task, idx.start[mem.row])
+    early = np.flatnonzero(first < pd.Timestamp(window[0]).value)
+    if early.size == 0:
+        return keep, empty_frame(CUT_COLUMNS)
+    keep[mem.row[np.isin(mem.task, early)]] = False
+    cut = pd.DataFrame({
+        "task_id": mem.task_ids[early], "agent_type": mem.agent[early],
+        "n_spans": np.bincount(mem.task, minlength=mem.n_tasks)[early],
+        "first_span_start": pd.to_datetime(first[early], unit="ns", utc=True),
+        "reason": "began before the window: part of it may lie outside, so it is not judged",
+    })  # fmt: skip
+    return keep, conform(cut, CUT_COLUMNS)
 
 
 class _Checker:
@@ -258,7 +318,12 @@ class _Checker:
             "wrong_parent": lambda m: (
                 "parent is " + parent_names[m] + ", expected " + wanted_names[m]
             ),
-            "duplicate_span_id": lambda m: "span id " + idx.text("span_id")[row[m]] + " repeats",
+            "duplicate_span_id": lambda m: np.where(
+                idx.rewritten[row[m]],
+                "span id " + idx.text("parent_span_id")[row[m]] + " was its CLIENT parent's too "
+                "(Tempo rewrote it to " + idx.text("span_id")[row[m]] + ")",
+                "span id " + idx.text("span_id")[row[m]] + " repeats",
+            ),
             "skew": lambda m: (
                 "starts " + (lead[m] / 1e6).round(3).astype(str).astype(object)
                 + " ms before its parent " + parent_names[m]

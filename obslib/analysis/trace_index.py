@@ -168,6 +168,20 @@ def hop_codes(
     return hop, wrong_kind
 
 
+def _rewritten_ids(texts: Texts, parent: np.ndarray) -> np.ndarray:
+    """SERVER spans whose id Tempo rewrote because they shared their CLIENT parent's id.
+
+    Tempo's span-id deduper gives such a span the lowest unused id (``0000000000000001``) and
+    makes the shared id its parent; nothing else marks it. Random 64-bit ids below 2^16 do not
+    occur otherwise (one in 2^48).
+    """
+    span_ids, kinds = texts("span_id"), texts("kind")
+    small = _starts_with(span_ids, "0" * 12) & (span_ids != "0" * 16)
+    has = parent >= 0
+    above = np.maximum(parent, 0)
+    return small & has & (kinds == "SERVER") & (kinds[above] == "CLIENT")
+
+
 @dataclass(frozen=True)
 class SpanIndex:
     """Per-span arrays (row order of the frame) and per-trace ids."""
@@ -177,7 +191,8 @@ class SpanIndex:
     key: np.ndarray  # (trace, span id) as one int64
     parent_key: np.ndarray  # (trace, parent span id) as one int64
     parent: np.ndarray  # parent row, ROOT or MISSING
-    duplicate: np.ndarray  # the (trace, span id) pair occurs more than once
+    duplicate: np.ndarray  # the (trace, span id) pair occurs more than once, or Tempo rewrote it
+    rewritten: np.ndarray  # Tempo gave the span a fresh id: it had its CLIENT parent's id
     hop: np.ndarray  # index into the profile's hops, -1 for a span of no hop
     wrong_kind: np.ndarray
     start: np.ndarray
@@ -210,10 +225,20 @@ def index_spans(spans: pd.DataFrame, profile: HopProfile) -> SpanIndex:
     duplicate[order] = dup_sorted
 
     has_parent = np.fromiter(map(bool, parent_text), dtype=bool, count=len(parent_text))
-    pos = np.minimum(np.searchsorted(sorted_keys, parent_key), len(key) - 1)
+    n = len(key)
+    pos = np.minimum(np.searchsorted(sorted_keys, parent_key), n - 1)
     parent = np.where(
         has_parent, np.where(sorted_keys[pos] == parent_key, order[pos], MISSING), ROOT
     )
+    # A span is never its own parent: one that names its own id (it reused its caller's id)
+    # hangs under the other span with that id, or is an orphan when there is none.
+    loop = np.flatnonzero(parent == np.arange(n))
+    if loop.size:
+        after = np.minimum(pos[loop] + 1, n - 1)
+        other = (sorted_keys[after] == parent_key[loop]) & (order[after] != loop)
+        parent[loop] = np.where(other, order[after], MISSING)
+    rewritten = _rewritten_ids(texts, parent)
+    duplicate |= rewritten
     hop, wrong_kind = hop_codes(spans, profile, texts)
     return SpanIndex(
         trace=trace,
@@ -222,6 +247,7 @@ def index_spans(spans: pd.DataFrame, profile: HopProfile) -> SpanIndex:
         parent_key=parent_key,
         parent=parent.astype(np.int64),
         duplicate=duplicate,
+        rewritten=rewritten,
         hop=hop,
         wrong_kind=wrong_kind,
         start=spans["start_ns"].to_numpy(dtype=np.int64),

@@ -16,6 +16,7 @@ import pandas as pd
 from obslib.analysis.audit import AuditResult
 from obslib.analysis.trace_index import hop_codes
 from obslib.catalogue.hops import HopProfile
+from obslib.verdict import Verdict
 
 
 def hop_latency(spans: pd.DataFrame, profile: HopProfile) -> pd.DataFrame:
@@ -70,11 +71,14 @@ def sample_traces(result: AuditResult) -> tuple[str, str]:
 
 
 def injected_vs_found(result: AuditResult, fleet_run: str | Path) -> pd.DataFrame:
-    """Per injected fault: tasks that got it, how many the audit flagged, and any it missed.
+    """Per injected fault: tasks that got it, how many the audit saw and flagged, which it missed.
 
-    The last row compares the tasks without any fault: the audit should flag none of them.
+    A task absent from the audited data was not caught: it is ``missed`` (and listed in
+    ``absent``), so a run whose tasks never reached the audit cannot look all caught. The last
+    row compares the tasks without any fault: the audit should flag none of them.
     """
     run = json.loads(Path(fleet_run).read_text())
+    audited = set(result.tasks["task_id"])
     broken = set(result.tasks.loc[~result.tasks["ok"], "task_id"])
     faults: dict[str, list[str]] = {}
     for task, names in run["faults"].items():
@@ -87,8 +91,10 @@ def injected_vs_found(result: AuditResult, fleet_run: str | Path) -> pd.DataFram
             {
                 "fault": name,
                 "injected": len(tasks),
+                "audited": sum(t in audited for t in tasks),
                 "flagged": len(found),
                 "missed": sorted(set(tasks) - broken),
+                "absent": sorted(set(tasks) - audited),
             }
         )
     clean = [t for t in run["task_ids"] if not run["faults"].get(t)]
@@ -97,8 +103,10 @@ def injected_vs_found(result: AuditResult, fleet_run: str | Path) -> pd.DataFram
         {
             "fault": "(none)",
             "injected": len(clean),
+            "audited": sum(t in audited for t in clean),
             "flagged": len(false_alarms),
             "missed": false_alarms,
+            "absent": sorted(set(clean) - audited),
         }
     )
     frame = pd.DataFrame(rows)
@@ -106,3 +114,20 @@ def injected_vs_found(result: AuditResult, fleet_run: str | Path) -> pd.DataFram
         frame["fault"] == "(none)", frame["flagged"] == 0, frame["flagged"] == frame["injected"]
     )
     return frame
+
+
+def ground_truth_verdict(comparison: pd.DataFrame) -> Verdict:
+    """Whether the audit found what was injected, from an :func:`injected_vs_found` frame.
+
+    A task absent from the audited data makes it inconclusive at best; a faulted task present
+    but not flagged, or a clean task flagged, fails it.
+    """
+    present_missed = any(
+        len(set(m) - set(a))
+        for m, a in zip(comparison["missed"], comparison["absent"], strict=True)
+    )
+    if present_missed:
+        return Verdict.FAIL
+    if any(len(a) for a in comparison["absent"]):
+        return Verdict.INCONCLUSIVE
+    return Verdict.PASS if len(comparison) else Verdict.INCONCLUSIVE

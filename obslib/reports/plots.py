@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -97,25 +98,39 @@ def panel_figure(panel: PanelSpec, frame: pd.DataFrame) -> go.Figure:
     return figure
 
 
-def _tree_order(spans: pd.DataFrame) -> list[int]:
-    """Row positions of ``spans`` depth first from the roots (children by start time)."""
-    ordered = spans.sort_values("start_ns")
+def tree_order(spans: pd.DataFrame) -> tuple[list[Any], int]:
+    """Index labels of ``spans`` depth first from the roots (children by start time).
+
+    Safe on any data: a span that names itself as parent, spans that are each other's
+    ancestors (a cycle) and spans sharing an id are each placed once; spans no root reaches
+    (a cycle has no root) follow at the end. Returns the order and how many spans were placed
+    outside the tree that way.
+    """
+    ordered = spans.sort_values("start_ns", kind="stable")
+    span_ids = ordered["span_id"].tolist()
+    ids = set(span_ids)
     children: dict[str, list[int]] = {}
-    ids = set(ordered["span_id"])
     roots = []
-    for pos, parent in enumerate(ordered["parent_span_id"]):
-        if parent and parent in ids:
+    for pos, (span_id, parent) in enumerate(zip(span_ids, ordered["parent_span_id"], strict=True)):
+        if parent and parent in ids and parent != span_id:
             children.setdefault(parent, []).append(pos)
         else:
             roots.append(pos)
     out: list[int] = []
+    placed = [False] * len(span_ids)
+    expanded: set[str] = set()  # an id's children are placed once, even if the id repeats
     stack = list(reversed(roots))
-    span_ids = ordered["span_id"].tolist()
     while stack:
         pos = stack.pop()
+        if placed[pos]:
+            continue
+        placed[pos] = True
         out.append(pos)
-        stack.extend(reversed(children.get(span_ids[pos], [])))
-    return [ordered.index[p] for p in out]
+        if span_ids[pos] not in expanded:
+            expanded.add(span_ids[pos])
+            stack.extend(reversed(children.get(span_ids[pos], [])))
+    stray = [pos for pos, done in enumerate(placed) if not done]
+    return [ordered.index[p] for p in out + stray], len(stray)
 
 
 def waterfall_figure(spans: pd.DataFrame, title: str) -> go.Figure:
@@ -124,7 +139,10 @@ def waterfall_figure(spans: pd.DataFrame, title: str) -> go.Figure:
     if spans.empty:
         figure.update_layout(title=f"{title} (no spans)")
         return figure
-    rows = spans.loc[_tree_order(spans)]
+    order, stray = tree_order(spans)
+    rows = spans.loc[order]
+    if stray:
+        title += f" ({stray} span(s) in a parent cycle, drawn last)"
     t0 = rows["start_ns"].min()
     for service, part in rows.groupby("service_name", sort=False):
         label = [f"{n} ({s[:8]})" for n, s in zip(part["name"], part["span_id"], strict=True)]

@@ -97,19 +97,24 @@ def _canonical(value: object) -> str:
     return repr(value)
 
 
-def collapse_copies(spans: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+def collapse_copies(
+    spans: pd.DataFrame, same_id: pd.Series | None = None
+) -> tuple[pd.DataFrame, int]:
     """``spans`` with identical copies of a span (same ids, same content) collapsed into one.
 
     An exporter that retries after a timeout sends the same batch twice, and Tempo keeps both.
-    Two *different* spans sharing an id are kept: that is a finding, not a copy. Returns the
-    frame (index reset) and how many copies were removed.
+    Two *different* spans sharing an id are kept: that is a finding, not a copy. ``same_id``
+    may give the rows whose (trace, span) id pair repeats, when the caller knows them. Returns
+    the frame (index reset) and how many copies were removed.
     """
+    spans = spans.reset_index(drop=True)
     if spans.empty:
-        return spans.reset_index(drop=True), 0
-    same_id = spans.duplicated(["trace_id", "span_id"], keep=False)
+        return spans, 0
+    if same_id is None:
+        same_id = spans.duplicated(["trace_id", "span_id"], keep=False)
     if not same_id.any():
-        return spans.reset_index(drop=True), 0
-    candidates = spans[same_id]
+        return spans, 0
+    candidates = spans[same_id.to_numpy()]
     key = candidates.apply(
         lambda row: "\x1f".join(_canonical(row[c]) for c in candidates.columns), axis=1
     )

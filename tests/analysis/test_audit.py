@@ -227,11 +227,6 @@ FAULTS = {
         "acp_new",
         {"duplicate_span_id"},
     ),
-    "span_exported_twice": (
-        lambda s, t: reexport_span(s, t, "acp_prompt"),
-        "acp_prompt",
-        {"duplicate_span_id", "extra"},
-    ),
     "proxy_clock_behind": (
         lambda s, t: skew_service(s, t, SERVICE_PROXY, -50_000_000),
         "task_consume",
@@ -323,8 +318,20 @@ def test_duplicate_frames(pass1, victims):
     assert (collided.duplicates["copies"] == 2).all() and len(collided.duplicates) == 4
     assert set(collided.duplicates["hop"]) == {"acp_new", "acp_prompt"}
     assert "wrong_parent" not in set(collided.problems["check"])  # children resolve by hop
+
+
+def test_an_identical_copy_is_a_redelivery_not_a_break(pass1, victims):
+    """An exporter retry sends the same span twice: one span, counted as redelivered."""
     twice = audit_traces(reexport_span(pass1, victims, "acp_prompt"), PASS1)
-    assert set(twice.duplicates["hop"]) == {"acp_prompt"}
+    assert twice.verdict is Verdict.PASS and twice.duplicates.empty
+    assert twice.redelivered == len(victims) and twice.summary()["redelivered_spans"] == len(
+        victims
+    )
+    # The same id on a span that differs in anything is still a duplicate id.
+    changed = reexport_span(pass1, victims, "acp_prompt")
+    changed.loc[changed.index[-len(victims) :], "end_ns"] += 1
+    again = audit_traces(changed, PASS1)
+    assert again.redelivered == 0 and set(again.duplicates["hop"]) == {"acp_prompt"}
 
 
 def test_skew_frame_and_tolerance(pass1, victims):
@@ -467,3 +474,97 @@ def test_every_finding_has_a_query_or_is_documented_as_without(pass1, victims):
         problems = audit_traces(fault[0](pass1, victims), PASS1).problems
         for check, hop in problems[["check", "hop"]].drop_duplicates().itertuples(index=False):
             assert (query_for(check, hop) is None) == (check in without), (check, hop)
+
+
+# --- Tempo 3.1 recordings: redelivered copies and the rewritten shared span id ---------------
+
+TEMPO31 = TEMPO.parent / "tempo-3.1"
+IDS31 = json.loads((TEMPO31 / "trace-ids.json").read_text())
+CHAIN31 = PASS1  # the second set's chains carry every Pass-1 hop, subjects included
+
+
+def recorded31(name: str) -> pd.DataFrame:
+    body = json.loads((TEMPO31 / name).read_text())
+    batches = body["trace"]["resourceSpans"] if "trace" in body else body["batches"]
+    return spans_from_json(batches, "base64")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "trace-v2-redelivered.json",
+        "trace-v1-redelivered.json",
+        "trace-v2-redelivered-after-flush.json",
+        "trace-v1-redelivered-after-flush.json",
+    ],
+)
+def test_a_batch_tempo_kept_twice_is_audited_once(name):
+    spans = recorded31(name)
+    assert len(spans) == 24 and spans["span_id"].nunique() == 12  # as Tempo returned it
+    result = audit_traces(spans, CHAIN31)
+    assert result.redelivered == 12 and result.n_spans == 12
+    assert result.duplicates.empty and "duplicate_span_id" not in set(result.problems["check"])
+    # Exactly what one copy alone gives (the recorder sent no envelope trace id: its only gap).
+    once = audit_traces(spans.drop_duplicates("span_id"), CHAIN31)
+    assert result.problems.equals(once.problems) and result.verdict is once.verdict
+    assert set(once.problems["check"]) == {"envelope_missing"}
+
+
+def test_the_span_tempo_rewrote_is_still_a_duplicate_id():
+    for name in ("trace-v2-server-shares-client-id.json", "trace-v1-server-shares-client-id.json"):
+        spans = recorded31(name)
+        shared = IDS31["shared-id-1-span-ids"]["acp_new"]
+        agent = spans[spans["name"] == "agent.session.new"].iloc[0]
+        assert agent["span_id"] == "0000000000000001" and agent["parent_span_id"] == shared
+        result = audit_traces(spans, CHAIN31)
+        found = result.problems[result.problems["check"] == "duplicate_span_id"]
+        assert list(found["hop"]) == ["agent_new"], result.problems
+        assert shared in found["detail"].iloc[0] and "rewrote" in found["detail"].iloc[0]
+        assert result.verdict is Verdict.FAIL
+
+
+def test_the_collectors_copy_of_the_shared_id_is_the_same_finding():
+    """As exported (before Tempo's rewrite) the SERVER span names its own id as its parent."""
+    spans = recorded31("trace-v2-server-shares-client-id.json")
+    shared = IDS31["shared-id-1-span-ids"]["acp_new"]
+    spans.loc[spans["span_id"] == "0000000000000001", "span_id"] = shared
+    result = audit_traces(spans, CHAIN31)
+    hops = set(result.problems.loc[result.problems["check"] == "duplicate_span_id", "hop"])
+    assert "agent_new" in hops and result.verdict is Verdict.FAIL
+    agent = result.problems[(result.problems["hop"] == "agent_new")]
+    assert "wrong_parent" not in set(agent["check"])  # it hangs under its CLIENT, not itself
+
+
+def test_a_task_that_began_before_the_window_is_cut_not_broken(pass1):
+    tasks = pass1.groupby("true_task")["start_ns"].min().sort_values()
+    begin = pd.Timestamp(int(tasks.iloc[4]) + 1, unit="ns", tz="UTC")  # inside task 4's tree
+    end = pd.Timestamp(int(pass1["end_ns"].max()) + 1, unit="ns", tz="UTC")
+    inside = pass1[(pass1["end_ns"] >= begin.value)]  # a window read keeps spans ending in it
+    result = audit_traces(inside, PASS1, window=(begin, end))
+    assert result.verdict is Verdict.PASS  # no task is broken for what the window hid
+    assert list(result.cut_tasks["task_id"]) == [tasks.index[4]]
+    assert len(result.tasks) == len(tasks) - 5  # tasks 0-3 ended before it, task 4 is cut
+    assert result.summary()["tasks_cut_by_window"] == len(result.cut_tasks)
+
+
+def test_an_injected_task_absent_from_the_data_is_missed_and_inconclusive(pass1, victims, tmp_path):
+    from obslib.analysis.trace_stats import ground_truth_verdict, injected_vs_found
+
+    tasks = sorted(set(pass1["true_task"]))
+    run = tmp_path / "fleet-run.json"
+    run.write_text(
+        json.dumps({"task_ids": tasks, "faults": {v: ["stdio_context"] for v in victims}})
+    )
+    broken = drop_stdio_context(pass1, victims)
+    whole = injected_vs_found(audit_traces(broken, PASS1), run)
+    assert bool(whole["caught"].all()) and ground_truth_verdict(whole) is Verdict.PASS
+    # The audit saw none of the faulted tasks (the window missed them): nothing was caught.
+    seen = broken[~broken["true_task"].isin(victims)]
+    absent = injected_vs_found(audit_traces(seen, PASS1), run).set_index("fault")
+    assert absent.loc["stdio_context", "missed"] == sorted(victims)
+    assert absent.loc["stdio_context", "absent"] == sorted(victims)
+    assert not absent.loc["stdio_context", "caught"]
+    assert ground_truth_verdict(absent.reset_index()) is Verdict.INCONCLUSIVE
+    # A faulted task the audit saw but passed fails the comparison.
+    unflagged = injected_vs_found(audit_traces(pass1, PASS1), run)
+    assert ground_truth_verdict(unflagged) is Verdict.FAIL
