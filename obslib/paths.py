@@ -1,0 +1,55 @@
+"""Where the workbench keeps what it owns, independent of the working directory.
+
+A notebook opened in JupyterLab runs with ``notebooks/`` as its working directory, a headless
+run with the checkout's root: both must find the same stack and the same reference run. So
+every path the workbench owns is resolved against one root: ``$OBSLIB_HOME`` when set, else the
+checkout that holds this package (the directory with its ``pyproject.toml``), else the current
+directory (an installed package outside a checkout).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HOME_ENV = "OBSLIB_HOME"
+STACK_DIR_ENV = "OBSLIB_STACK_DIR"
+HISTORY_DAYS = 14  # the embedded stack's synthetic history
+_CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def root() -> Path:
+    """The workbench root every owned path is relative to."""
+    home = os.environ.get(HOME_ENV, "").strip()
+    if home:
+        return Path(home).expanduser().resolve()
+    if (_CHECKOUT / "pyproject.toml").is_file():
+        return _CHECKOUT
+    return Path.cwd().resolve()
+
+
+def state_dir() -> Path:
+    """``<root>/.obslib``: the stack and the reference run live here."""
+    return root() / ".obslib"
+
+
+def stack_dir() -> Path:
+    """The embedded Prometheus's directory.
+
+    ``$OBSLIB_STACK_DIR`` (a relative path is taken from the root), else ``<root>/.obslib/stack``.
+    """
+    chosen = os.environ.get(STACK_DIR_ENV, "").strip()
+    if not chosen:
+        return state_dir() / "stack"
+    path = Path(chosen).expanduser()
+    return path if path.is_absolute() else root() / path
+
+
+def reference_run_dir() -> Path:
+    """Where the latest reference-pipeline run (spans, logs, ground truth) is kept."""
+    return state_dir() / "reference-run"
+
+
+def rendered_dir() -> Path:
+    """The default output directory of reports."""
+    return root() / "rendered"

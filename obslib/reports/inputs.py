@@ -1,0 +1,234 @@
+"""What a report reads, and from where: the one place that chooses a run's backends.
+
+A notebook cell says what it wants ("the spans of this window", "the logs of this window",
+"a Prometheus"), and this module decides how to get it:
+
+- Prometheus: ``$OBSLIB_PROMETHEUS_URL``, else the embedded local stack (started or reused).
+- Spans: an OTLP file the caller names, else Tempo when ``$OBSLIB_TEMPO_URL`` is set, else the
+  latest run of the reference pipeline (started when there is none).
+- Logs: an OTLP logs file the caller names, else Loki when ``$OBSLIB_LOKI_URL`` is set, else
+  the reference run's logs when the spans came from it, else none.
+
+Every window read returns a :class:`~obslib.sources.coverage.Fetched`: the frame, and what it
+could not get. Paths the workbench owns (the stack, the reference run) come from
+:mod:`obslib.paths`, never from the working directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from obslib import paths
+from obslib.settings import Settings
+from obslib.sources import coverage as cov
+from obslib.sources.endpoint import endpoint_from_env, is_configured
+from obslib.sources.frames import SPAN_COLUMNS, empty_frame
+
+log = logging.getLogger(__name__)
+REFERENCE_TASKS = 60
+REFERENCE_SEED = 1
+# Faults injected into the reference run, so the audit report shows what a break looks like;
+# the audit must find exactly these tasks (the run's ground truth says which).
+DEMO_FAULTS = ("stdio_context=0.05", "nats_headers=0.05", "envelope_trace_id=0.03")
+
+
+# -- Prometheus -------------------------------------------------------------------------------
+
+
+def prometheus(settings: Settings | None = None) -> Any:
+    """A Prometheus source: the configured one, else the embedded local stack.
+
+    The stack is started over synthetic history when it is not running.
+    """
+    from obslib.sources.prometheus import PrometheusSource
+
+    if is_configured("prometheus"):
+        return PrometheusSource(endpoint_from_env("prometheus"))
+    return PrometheusSource(embedded_stack(settings).endpoint())
+
+
+def embedded_stack(settings: Settings | None = None, scrape_targets: Iterable[str] = ()) -> Any:
+    """The embedded :class:`~obslib.stack.LocalStack`, up and ready (reused when it runs)."""
+    from obslib import clock
+    from obslib.settings import load_settings
+    from obslib.stack import LocalStack
+    from obslib.synth import write_history
+    from obslib.synth.scenario import default_end
+
+    settings = settings or load_settings(None)
+    stack = LocalStack(data_dir=paths.stack_dir(), scrape_targets=list(scrape_targets))
+    if not stack.status().ready:
+        end = default_end(clock.now_seconds())
+        stack.up(
+            history=lambda work_dir: write_history(
+                settings, work_dir, end=end, days=paths.HISTORY_DAYS
+            )
+        )
+    return stack
+
+
+# -- the reference run ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReferenceRun:
+    """One run of the reference pipeline as the test collector recorded it."""
+
+    directory: Path
+
+    @property
+    def traces_path(self) -> Path:
+        """The collector's spans (OTLP JSON lines)."""
+        return self.directory / "collector" / "traces.jsonl"
+
+    @property
+    def logs_path(self) -> Path:
+        """The collector's log records (OTLP JSON lines)."""
+        return self.directory / "collector" / "logs.jsonl"
+
+    @property
+    def fleet_run_path(self) -> Path:
+        """The run's ground truth: its tasks, their faults and trace ids."""
+        return self.directory / "fleet" / "fleet-run.json"
+
+    @property
+    def ground_truth(self) -> dict[str, Any]:
+        """The parsed ``fleet-run.json``."""
+        return json.loads(self.fleet_run_path.read_text())
+
+    def sentinel(self) -> tuple[str, str]:
+        """A task without any fault that completed, and its trace id ("" when none)."""
+        truth = self.ground_truth
+        clean = [t for t in truth["task_ids"] if not truth["faults"].get(t)]
+        task = clean[0] if clean else ""
+        return task, truth.get("expected_trace_ids", {}).get(task, "")
+
+    def exists(self) -> bool:
+        """Whether the run completed and wrote its files."""
+        return self.fleet_run_path.is_file() and self.traces_path.is_file()
+
+
+def reference_run(
+    settings: Settings | None = None,
+    *,
+    directory: Path | None = None,
+    fresh: bool = False,
+    metrics: Any = None,
+) -> ReferenceRun:
+    """The latest reference-pipeline run, or a new one when there is none (or ``fresh``)."""
+    run = ReferenceRun(directory or paths.reference_run_dir())
+    if run.exists() and not fresh:
+        return run
+    return _run_reference(run, settings, metrics)
+
+
+def _run_reference(run: ReferenceRun, settings: Settings | None, metrics: Any) -> ReferenceRun:
+    import shutil
+
+    from obslib.collector import OtlpCollector
+    from obslib.fleet import FaultPlan, run_fleet
+    from obslib.settings import load_settings
+
+    shutil.rmtree(run.directory, ignore_errors=True)  # the collector appends: start empty
+    with OtlpCollector(out_dir=run.directory / "collector") as collector:
+        fleet = run_fleet(
+            settings or load_settings(None),
+            tasks=REFERENCE_TASKS,
+            collector_endpoint=collector.endpoint,
+            out_dir=run.directory / "fleet",
+            concurrency=min(REFERENCE_TASKS, 20),
+            faults=FaultPlan.parse(list(DEMO_FAULTS)),
+            seed=REFERENCE_SEED,
+            metrics=metrics,
+        )
+        collector.wait_for_spans(sum(fleet.spans_exported.values()), timeout_s=30)
+    return run
+
+
+# -- spans and logs of a window ---------------------------------------------------------------
+
+
+def _window(spans: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    if spans.empty:
+        return None
+    return (
+        pd.Timestamp(int(spans["start_ns"].min()), unit="ns", tz="UTC"),
+        pd.Timestamp(int(spans["end_ns"].max()), unit="ns", tz="UTC"),
+    )
+
+
+def file_spans(path: str | Path | Iterable[str | Path]) -> cov.Fetched:
+    """Every span of OTLP file(s); the coverage's window is the data's own."""
+    from obslib.sources.otlp_files import read_spans
+
+    spans = read_spans(path)
+    where = path if isinstance(path, str | Path) else ", ".join(str(p) for p in path)
+    window = _window(spans)
+    coverage = cov.Coverage(f"OTLP file {where}", "spans", len(spans), window, window)
+    if spans.empty:
+        coverage = coverage.with_gaps(cov.Gap(cov.NO_MATCH, 0, f"no span in {where}"))
+    return cov.Fetched(spans, coverage)
+
+
+def window_spans(
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    *,
+    traces_path: str = "",
+    traceql: str = "",
+    max_traces: int | None = None,
+    known_trace_ids: Iterable[str] = (),
+    progress: Callable[[str], None] | None = None,
+) -> cov.Fetched:
+    """The spans a trace audit reads: a file's, Tempo's for the window, or the reference run's.
+
+    A file is read whole (its own time range is the report's window); Tempo is read for
+    ``[start, end)`` (see :meth:`~obslib.sources.tempo.TempoSource.window_spans`); with neither,
+    the latest reference run is read (one is started when there is none).
+    """
+    if traces_path:
+        return file_spans(traces_path)
+    if is_configured("tempo"):
+        from obslib.sources.tempo import TempoSource
+
+        return TempoSource().window_spans(
+            start,
+            end,
+            traceql_filter=traceql,
+            max_traces=max_traces,
+            known_trace_ids=known_trace_ids,
+            progress=progress,
+        )
+    run = reference_run()
+    fetched = file_spans(run.traces_path)
+    notes = (f"the reference pipeline's latest run ({run.directory})",)
+    return cov.Fetched(fetched.frame, replace(fetched.coverage, notes=notes))
+
+
+def spans_origin(traces_path: str = "") -> str:
+    """Where :func:`window_spans` reads from, in words (before reading)."""
+    if traces_path:
+        return f"OTLP file {traces_path}"
+    if is_configured("tempo"):
+        return f"Tempo {endpoint_from_env('tempo').safe_url}"
+    return f"the reference pipeline's latest run ({paths.reference_run_dir()})"
+
+
+def reference_fleet_run(traces_path: str = "") -> str:
+    """The reference run's ground truth when the spans are the reference run's, else ""."""
+    if traces_path or is_configured("tempo"):
+        return ""
+    run = ReferenceRun(paths.reference_run_dir())
+    return str(run.fleet_run_path) if run.exists() else ""
+
+
+def no_spans() -> pd.DataFrame:
+    """An empty span frame."""
+    return empty_frame(SPAN_COLUMNS)
