@@ -129,6 +129,7 @@ def _parse_params(pairs: list[list[str]] | None) -> dict[str, str]:
 def _report_runs(args: argparse.Namespace, names: list[str] | None) -> int:
     """Run reports; print each verdict, and why one is not a pass. Exit codes: README."""
     from obslib.reports import exit_code, run_reports
+    from obslib.reports.run import EXIT_MEANINGS
     from obslib.settings import load_settings
 
     runs, index = run_reports(
@@ -148,7 +149,9 @@ def _report_runs(args: argparse.Namespace, names: list[str] | None) -> int:
     code = exit_code(runs)
     if code:
         failed = ", ".join(f"{run.title} ({run.verdict})" for run in runs if run.failed)
-        print(f"obslib {args.command}: exit {code}: {failed}", file=sys.stderr)
+        print(
+            f"obslib {args.command}: exit {code}, {EXIT_MEANINGS[code]}: {failed}", file=sys.stderr
+        )
     return code
 
 

@@ -54,6 +54,11 @@ EXIT_INVALID = 2  # bad input (a parameter, the values file): nothing ran (obsli
 EXIT_INCONCLUSIVE = 3  # the acceptance check lacks evidence: no data, a backend did not answer
 EXIT_ERROR = 4  # a report could not run to its end (a cell raised)
 _EXIT_PRECEDENCE = (EXIT_FAIL, EXIT_ERROR, EXIT_INCONCLUSIVE)
+EXIT_MEANINGS = {
+    EXIT_FAIL: "an acceptance criterion failed",
+    EXIT_INCONCLUSIVE: "the acceptance check is inconclusive",
+    EXIT_ERROR: "a report could not run to its end",
+}
 CAUSE_CHARS = 600  # a terminal line of cause, not the whole traceback
 
 
