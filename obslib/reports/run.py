@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ class ReportRun:
         if self.verdict == ERROR:
             return EXIT_ERROR
         if notebook_spec(self.name).fail_exits:
-            return {"fail": EXIT_FAIL, "inconclusive": EXIT_INCONCLUSIVE}.get(self.verdict, 0)
+            return {"fail": EXIT_FAIL, "inconclusive": EXIT_INCONCLUSIVE}.get(self.verdict, EXIT_OK)
         return EXIT_OK
 
     @property
@@ -100,7 +101,7 @@ class ReportRun:
             if len(cause) > CAUSE_CHARS:
                 cause = f"{cause[:CAUSE_CHARS]}..."
             hint = self.error.get("hint") or DEFAULT_HINT.format(name=self.name)
-            return [scrub(f"cause: {self.error.get('ename')}: {cause}"), f"check: {hint}"]
+            return [scrub(f"cause: {self.error.get('ename')}: {cause}"), scrub(f"check: {hint}")]
         if self.exit_code == EXIT_OK:
             return []
         criteria = load_results(self.results).get("summary", {}).get("criteria", {})
@@ -111,7 +112,7 @@ class ReportRun:
         ]
 
 
-def exit_code(runs: list[ReportRun]) -> int:
+def exit_code(runs: Sequence[ReportRun]) -> int:
     """The exit code of a run of ``runs``: a failed criterion, then an error, then inconclusive."""
     codes = {run.exit_code for run in runs}
     return next((code for code in _EXIT_PRECEDENCE if code in codes), EXIT_OK)
