@@ -130,7 +130,9 @@ def _parse_params(pairs: list[list[str]] | None) -> dict[str, str]:
 
 
 def _report_runs(args: argparse.Namespace, names: list[str] | None) -> int:
-    from obslib.reports import run_reports
+    """Run reports; print each verdict, and why one is not a pass. Exit codes: README."""
+    from obslib.reports import exit_code, run_reports
+    from obslib.reports.run import EXIT_MEANINGS
     from obslib.settings import load_settings
 
     runs, index = run_reports(
@@ -143,12 +145,17 @@ def _report_runs(args: argparse.Namespace, names: list[str] | None) -> int:
     )
     for run in runs:
         print(f"{run.verdict:>12}  {run.title}: {run.html}")
+        for line in run.explain():
+            print(f"{'':>14}{line}")
     if index:
         print(f"index: {index}")
-    failed = [run.title for run in runs if run.failed]
-    if failed:
-        print(f"failed: {', '.join(failed)}", file=sys.stderr)
-    return 1 if failed else 0
+    code = exit_code(runs)
+    if code:
+        failed = ", ".join(f"{run.title} ({run.verdict})" for run in runs if run.failed)
+        print(
+            f"obslib {args.command}: exit {code}, {EXIT_MEANINGS[code]}: {failed}", file=sys.stderr
+        )
+    return code
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -20,7 +20,8 @@ Where the spec's queries cannot be used as written, and what replaces them:
   cross-checked against the spans' ``daedalus.task.id``; the trace is audited against PASS1.
 - AC5: the proof is a Grafana snapshot of the fleet overview over the run window with every
   Prometheus panel's data embedded; without ``OBSLIB_GRAFANA_URL`` the rendered
-  fleet-overview report file is the artifact.
+  fleet-overview report is the artifact, and its results JSON must show that it rendered every
+  panel with data for the run window (a report that failed, or drew empty panels, is no proof).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from obslib.catalogue.contract import AC1_COLD_START_LIMIT_S, AGENT_TYPE, COLD_S
 from obslib.catalogue.hops import PASS1, TASK_ID, TASK_STATE, HopProfile
 from obslib.emit.dashboards import FLEET_UID, render_dashboard
 from obslib.errors import NotFound, SourceError
+from obslib.reports.results import load_results, results_path
 from obslib.sources.endpoint import endpoint_from_env, is_configured
 from obslib.sources.grafana import (
     DEFAULT_EXPIRES_S,
@@ -392,14 +394,23 @@ def _snapshot_result(
         Evidence(request, n, f"series with data embedded for panel {t!r}")
         for t, n in frames.items()
     )
-    if sum(frames.values()):
+    prometheus_panels = [
+        p.get("title", "")
+        for p in model.get("panels", [])
+        if (p.get("datasource") or {}).get("type") == "prometheus"
+    ]
+    empty = [t for t in prometheus_panels if not frames.get(t)]
+    if prometheus_panels and not empty:
         verdict = Verdict.PASS
         why = (
             f"Snapshot of the fleet overview for {span}: upload this URL as the workflow artifact."
         )
     else:
         verdict = Verdict.INCONCLUSIVE
-        why = "The snapshot holds no data: check the window and that Prometheus scraped the run."
+        why = (
+            f"The snapshot holds no data for {_names(empty) or 'any panel'}: check the window "
+            "and that Prometheus scraped the run."
+        )
     return _result(
         "AC5", verdict, why, query=request, value=snapshot.url, link=snapshot.url, evidence=evidence
     )
@@ -420,26 +431,81 @@ def check_ac5(
 
     With a Grafana (``grafana``, else ``OBSLIB_GRAFANA_URL``) the fleet overview's panels are
     queried on ``prometheus`` over the window and posted as a snapshot: pass when it was made
-    and holds data. Without one the rendered fleet-overview report ``report_path`` is the
-    artifact: pass when the file exists and is not empty. Inconclusive otherwise.
+    and every Prometheus panel holds data. Without one the rendered fleet-overview report
+    ``report_path`` is the artifact: pass when its results JSON (beside it) says it rendered
+    every panel with data, over a window that overlaps the run's. Inconclusive otherwise: a
+    report that failed (its backend did not answer) or drew empty panels proves nothing.
     """
     if grafana is None and is_configured("grafana", environ):
         grafana = GrafanaSource(endpoint_from_env("grafana", environ=environ))
     if grafana is not None:
         return _snapshot_result(catalogue, (start, end), grafana, prometheus, expires_s)
-    span = f"{iso_utc(start)} to {iso_utc(end)}"
     if report_path is None:
         why = "No Grafana (OBSLIB_GRAFANA_URL) and no fleet-overview report: give one and rerun."
         return _result("AC5", Verdict.INCONCLUSIVE, why)
-    path = Path(report_path)
+    return _report_result(Path(report_path), start, end)
+
+
+def _report_result(path: Path, start: TimeLike, end: TimeLike) -> CriterionResult:
+    """AC5 on a rendered fleet-overview report, judged by the results JSON beside it."""
+    span = f"{iso_utc(start)} to {iso_utc(end)}"
+    rerun = f"then rerun the fleet_overview notebook for {span}."
     size = path.stat().st_size if path.is_file() else 0
     where = {"query": f"fleet-overview report {path}", "link": str(path)}
-    evidence = (Evidence(where["query"], size, "bytes in the report file"),)
+    evidence = [Evidence(where["query"], size, "bytes in the report file")]
+
+    def inconclusive(why: str) -> CriterionResult:
+        return _result("AC5", Verdict.INCONCLUSIVE, why, evidence=tuple(evidence), **where)
+
     if not size:
-        why = f"The report {path} is missing or empty: run the fleet_overview notebook for {span}."
-        return _result("AC5", Verdict.INCONCLUSIVE, why, evidence=evidence, **where)
-    why = f"No Grafana is configured: the fleet-overview report for {span} is the artifact."
-    return _result("AC5", Verdict.PASS, why, value=str(path), evidence=evidence, **where)
+        return inconclusive(
+            f"The report {path} is missing or empty: run fleet_overview for {span}."
+        )
+    results_file = results_path(path.parent, path.stem)
+    try:
+        results = load_results(results_file)
+        verdict, summary = str(results["verdict"]), results.get("summary") or {}
+        panels, empty = dict(summary.get("panels") or {}), list(summary.get("empty_panels") or [])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return inconclusive(f"No readable results file {results_file} beside the report: {rerun}")
+    with_data = [t for t in panels if t not in empty]
+    evidence += [
+        Evidence(str(results_file), verdict, "its verdict (pass: every panel has data)"),
+        Evidence(str(results_file), len(with_data), f"panels drawn with data, of {len(panels)}"),
+    ]
+    if verdict == "error":
+        error = results.get("error") or {}
+        cause = (str(error.get("evalue") or "").strip().splitlines() or [""])[0][:600]
+        return inconclusive(
+            f"The fleet-overview report failed, so it proves nothing: {error.get('ename')}: "
+            f"{cause} Fix that, {rerun}"
+        )
+    if verdict != Verdict.PASS.value or empty or not panels:
+        return inconclusive(
+            f"The fleet-overview report is {verdict}, with no data for "
+            f"{_names(empty) or 'any panel'}: check the window and that Prometheus scraped "
+            f"the run, {rerun}"
+        )
+    window = results.get("window") or {}
+    try:
+        covered = (pd.Timestamp(window["start"]), pd.Timestamp(window["end"]))
+    except (KeyError, TypeError, ValueError):
+        return inconclusive(f"The results file {results_file} names no window: {rerun}")
+    evidence.append(Evidence(str(results_file), f"{covered[0]} to {covered[1]}", "its window"))
+    if covered[0].timestamp() >= to_seconds(end) or covered[1].timestamp() <= to_seconds(start):
+        return inconclusive(
+            f"The fleet-overview report covers {covered[0]} to {covered[1]}, not the run "
+            f"window {span}: {rerun}"
+        )
+    why = (
+        f"No Grafana is configured: the fleet-overview report for {span}, every panel drawn "
+        "with data, is the artifact."
+    )
+    return _result("AC5", Verdict.PASS, why, value=str(path), evidence=tuple(evidence), **where)
+
+
+def _names(titles: Sequence[str]) -> str:
+    return ", ".join(repr(t) for t in titles)
 
 
 # -- coverage and summary ---------------------------------------------------------------------

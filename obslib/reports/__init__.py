@@ -12,8 +12,14 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from obslib.reports.notebooks import NOTEBOOKS, notebook_spec
-from obslib.reports.run import ReportRun, run_notebook
+from obslib.reports.notebooks import (
+    NOTEBOOKS,
+    check_values,
+    notebook_spec,
+    prepare_parameters,
+    refuse_unknown,
+)
+from obslib.reports.run import ReportRun, exit_code, run_notebook
 from obslib.settings import Settings
 
 
@@ -29,12 +35,19 @@ def run_reports(
     """Run the named notebooks (all by default) and write the index when all of them ran.
 
     ``overrides`` are parameters given on the command line; they win over the embedded
-    defaults and apply to every notebook that declares them.
+    defaults and apply to every notebook that declares them. Every parameter of every notebook
+    is checked before the first one runs: a name no chosen notebook takes, or a value its
+    declaration does not allow, is a ``ConfigError`` (the overrides' own values are checked
+    before the embedded backends start).
     """
     from obslib.reports.embedded import ReportContext, report_backends
     from obslib.reports.index import write_index
 
     chosen = [notebook_spec(n) for n in names] if names else list(NOTEBOOKS)
+    overrides = dict(overrides or {})
+    refuse_unknown(chosen, overrides)
+    for spec in chosen:
+        check_values(spec, overrides)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     runs: list[ReportRun] = []
@@ -44,14 +57,17 @@ def run_reports(
         else nullcontext(ReportContext(prometheus="configured", traces="configured"))
     )
     with context_manager as ctx:
+        planned = []
         for spec in chosen:
             params = ctx.for_notebook(spec.name)
             if spec.name == "phase5_acceptance":
                 params.setdefault("fleet_report", str(out / "fleet_overview.html"))
-            params.update({k: v for k, v in (overrides or {}).items() if k in spec.parameters})
+            params.update({k: v for k, v in overrides.items() if k in spec.names})
+            planned.append((spec, prepare_parameters(spec, params)))
+        for spec, params in planned:
             runs.append(run_notebook(spec.name, params, out, progress=progress))
     index = write_index(runs, out, ctx.notes) if not names else None
     return runs, index
 
 
-__all__ = ["ReportRun", "run_notebook", "run_reports"]
+__all__ = ["ReportRun", "exit_code", "run_notebook", "run_reports"]

@@ -1,16 +1,23 @@
 """Run a notebook headlessly (papermill), render it (nbconvert), and read its verdict.
 
 ``run_notebook`` is what ``obslib report NAME`` and ``make reports`` call: it checks the
-parameters against the notebook's ``parameters`` cell, executes it with a progress bar and
-cell output logged, renders HTML with the code hidden, and returns the verdict from the results
-JSON the notebook wrote. A failed cell still leaves an HTML report (the error, and what to check
-first) and a results file with ``verdict: error``.
+parameters against the notebook's declaration before it starts (unknown names and invalid values
+are a ``ConfigError``), executes it with a progress bar and cell output logged, renders HTML with
+the code hidden, and returns the verdict from the results JSON the notebook wrote. A failed cell
+still leaves an HTML report (the error, and what to check first) and a results file with
+``verdict: error``.
+
+Exit codes of a run of reports (README, "Exit codes"): 0 when every report ran and the
+acceptance check, if it ran, passed; 1 when an acceptance criterion failed; 2 for invalid input
+(nothing ran); 3 when the acceptance check is inconclusive; 4 when a report could not run to its
+end. Several at once: a failed criterion wins, then a report error, then inconclusive.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +25,7 @@ from typing import Any
 import nbformat
 
 from obslib.emit.files import write_atomic
-from obslib.errors import ConfigError
-from obslib.reports.notebooks import NotebookSpec, notebook_spec
+from obslib.reports.notebooks import notebook_spec, prepare_parameters
 from obslib.reports.results import ERROR, load_results, results_path, save_results
 from obslib.reports.secrets import scrub
 
@@ -43,6 +49,18 @@ HINTS = {
 DEFAULT_HINT = (
     "Read the traceback above; rerun this one report with `obslib report {name}` after fixing."
 )
+EXIT_OK = 0
+EXIT_FAIL = 1  # an acceptance criterion failed
+EXIT_INVALID = 2  # bad input (a parameter, the values file): nothing ran (obslib.cli.main)
+EXIT_INCONCLUSIVE = 3  # the acceptance check lacks evidence: no data, a backend did not answer
+EXIT_ERROR = 4  # a report could not run to its end (a cell raised)
+_EXIT_PRECEDENCE = (EXIT_FAIL, EXIT_ERROR, EXIT_INCONCLUSIVE)
+EXIT_MEANINGS = {
+    EXIT_FAIL: "an acceptance criterion failed",
+    EXIT_INCONCLUSIVE: "the acceptance check is inconclusive",
+    EXIT_ERROR: "a report could not run to its end",
+}
+CAUSE_CHARS = 600  # a terminal line of cause, not the whole traceback
 
 
 @dataclass(frozen=True)
@@ -59,23 +77,45 @@ class ReportRun:
     error: dict[str, Any] | None = None
 
     @property
+    def exit_code(self) -> int:
+        """What this run makes the command exit with (see the module docstring)."""
+        if self.verdict == ERROR:
+            return EXIT_ERROR
+        if notebook_spec(self.name).fail_exits:
+            return {"fail": EXIT_FAIL, "inconclusive": EXIT_INCONCLUSIVE}.get(self.verdict, EXIT_OK)
+        return EXIT_OK
+
+    @property
     def failed(self) -> bool:
         """Whether this run should make the whole run exit non-zero."""
-        return self.verdict == ERROR or (
-            self.verdict == "fail" and notebook_spec(self.name).fail_exits
-        )
+        return self.exit_code != EXIT_OK
+
+    def explain(self) -> list[str]:
+        """Lines for the terminal on why a run is not a pass, and what to check; none if it is.
+
+        For a failed report, its error's one-line cause and what to check first; for the
+        acceptance gate, each criterion that did not pass with its explanation.
+        """
+        if self.error:
+            cause = (str(self.error.get("evalue") or "").strip().splitlines() or [""])[0]
+            if len(cause) > CAUSE_CHARS:
+                cause = f"{cause[:CAUSE_CHARS]}..."
+            hint = self.error.get("hint") or DEFAULT_HINT.format(name=self.name)
+            return [scrub(f"cause: {self.error.get('ename')}: {cause}"), scrub(f"check: {hint}")]
+        if self.exit_code == EXIT_OK:
+            return []
+        criteria = load_results(self.results).get("summary", {}).get("criteria", {})
+        return [
+            scrub(f"{key} {c.get('verdict')}: {c.get('explanation')}")
+            for key, c in criteria.items()
+            if c.get("verdict") != "pass"
+        ]
 
 
-def check_parameters(spec: NotebookSpec, parameters: dict[str, Any]) -> None:
-    """Refuse parameters the notebook does not declare (papermill would only warn)."""
-    from papermill import inspect_notebook
-
-    declared = set(inspect_notebook(str(spec.path)))
-    unknown = sorted(set(parameters) - declared)
-    if unknown:
-        raise ConfigError(
-            f"notebook {spec.name}: unknown parameter(s) {', '.join(unknown)}; it takes {', '.join(sorted(declared))}"
-        )
+def exit_code(runs: Sequence[ReportRun]) -> int:
+    """The exit code of a run of ``runs``: a failed criterion, then an error, then inconclusive."""
+    codes = {run.exit_code for run in runs}
+    return next((code for code in _EXIT_PRECEDENCE if code in codes), EXIT_OK)
 
 
 def _error_cell(name: str, error: dict[str, Any]) -> nbformat.NotebookNode:
@@ -111,15 +151,19 @@ def run_notebook(
     progress: bool = True,
     log_output: bool = True,
 ) -> ReportRun:
-    """Execute notebook ``name`` with ``parameters``; write its .ipynb, .html and results JSON."""
+    """Execute notebook ``name`` with ``parameters``; write its .ipynb, .html and results JSON.
+
+    Raises:
+        ConfigError: before anything runs, for a parameter the notebook does not take or a
+            value its declaration does not allow (including a step over the points cap).
+    """
     from papermill import execute_notebook
     from papermill.exceptions import PapermillExecutionError
 
     spec = notebook_spec(name)
     out = Path(out_dir).resolve()
+    params = {**prepare_parameters(spec, dict(parameters or {})), "results_dir": str(out)}
     out.mkdir(parents=True, exist_ok=True)
-    params = {**dict(parameters or {}), "results_dir": str(out)}
-    check_parameters(spec, params)
     results = results_path(out, name)
     results.unlink(missing_ok=True)  # a stale verdict must never survive a failed run
     executed = out / f"{name}.ipynb"

@@ -305,17 +305,101 @@ def test_ac5_snapshot_problems_are_inconclusive(history_stack, windows, catalogu
     assert empty.value.startswith(f"{grafana_fake.url}/dashboard/snapshot/")
 
 
-def test_ac5_without_grafana_the_report_file_is_the_artifact(catalogue, tmp_path):
+def test_ac5_partly_empty_snapshot_is_inconclusive(history_stack, windows, catalogue):
+    """A snapshot proves the run only when every Prometheus panel holds data."""
+    source, _ = history_stack
+    queue = catalogue.panel("queue-depth")
+
+    class LosesQueueDepth:  # the real Prometheus, except that one exporter is not scraped
+        def query_range(self, promql, start, end, step=None):
+            frame = source.query_range(promql, start, end, step)
+            return (
+                frame.iloc[0:0]
+                if any(t.expr.split("$")[0] in promql for t in queue.fleet)
+                else frame
+            )
+
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    with FakeGrafana(token=TOKEN) as fake:
+        grafana = GrafanaSource(Endpoint("grafana", fake.url, bearer))
+        partial = check_ac5(
+            catalogue, *windows["pass"], prometheus=LosesQueueDepth(), grafana=grafana
+        )
+    assert partial.verdict is Verdict.INCONCLUSIVE, partial.explanation
+    assert f"no data for {queue.title!r}" in partial.explanation
+
+
+def fleet_report(out: Path, verdict: str = "pass", *, empty=(), window=(0, HOUR), error=None):
+    """A fleet-overview report and its results file, as the notebook writes them."""
+    from obslib.reports.results import save_results
+
+    out.mkdir(parents=True, exist_ok=True)
+    report = out / "fleet_overview.html"
+    report.write_text("<html>fleet overview</html>")
+    titles = ["Cold-start latency", "Queue depth"]
+    panels = {t: {"series": 0 if t in empty else 3, "latest": {}} for t in titles}
+    stamps = None if window is None else tuple(pd.Timestamp(w, unit="s", tz="UTC") for w in window)
+    summary = {"panels": panels, "empty_panels": list(empty), "step_s": 60.0}
+    save_results(
+        "fleet_overview",
+        out,
+        title="Fleet overview",
+        verdict=verdict,
+        window=stamps,
+        summary=summary,
+        error=error,
+    )
+    return report
+
+
+def test_ac5_without_grafana_the_report_must_have_drawn_every_panel(catalogue, tmp_path):
+    good = fleet_report(tmp_path / "good")
+    present = check_ac5(catalogue, 0, HOUR, report_path=good)
+    assert present.verdict is Verdict.PASS, present.explanation
+    assert present.value == present.link == str(good)
+    assert present.evidence[0].value == len("<html>fleet overview</html>")
+    assert [e.value for e in present.evidence[1:3]] == ["pass", 2]
+
+    error = {
+        "ename": "BackendUnavailable",
+        "evalue": "prometheus at http://p:9090/api/v1/query_range: HTTP 401: access denied",
+        "hint": "Check the credentials.",
+    }
+    failed = check_ac5(
+        catalogue,
+        0,
+        HOUR,
+        report_path=fleet_report(tmp_path / "e", "error", error=error, window=None),
+    )
+    assert failed.verdict is Verdict.INCONCLUSIVE
+    assert (
+        "report failed, so it proves nothing: BackendUnavailable: prometheus at"
+        in failed.explanation
+    )
+    assert "HTTP 401: access denied" in failed.explanation
+
+    empty = fleet_report(tmp_path / "empty", "inconclusive", empty=["Queue depth"])
+    partial = check_ac5(catalogue, 0, HOUR, report_path=empty)
+    assert partial.verdict is Verdict.INCONCLUSIVE
+    assert "no data for 'Queue depth'" in partial.explanation
+
+    elsewhere = fleet_report(tmp_path / "old", window=(10 * HOUR, 11 * HOUR))
+    stale = check_ac5(catalogue, 0, HOUR, report_path=elsewhere)
+    assert stale.verdict is Verdict.INCONCLUSIVE and "not the run window" in stale.explanation
+
+
+def test_ac5_without_grafana_a_report_alone_is_no_proof(catalogue, tmp_path):
     report = tmp_path / "fleet_overview.html"
     missing = check_ac5(catalogue, 0, HOUR, report_path=report)
     assert missing.verdict is Verdict.INCONCLUSIVE and str(report) in missing.explanation
     report.write_text("")
     assert check_ac5(catalogue, 0, HOUR, report_path=report).verdict is Verdict.INCONCLUSIVE
-    report.write_text("<html>fleet overview</html>")
-    present = check_ac5(catalogue, 0, HOUR, report_path=report)
-    assert present.verdict is Verdict.PASS
-    assert present.value == present.link == str(report)
-    assert present.evidence[0].value == len("<html>fleet overview</html>")
+    report.write_text("<html>fleet overview</html>")  # no results file beside it
+    alone = check_ac5(catalogue, 0, HOUR, report_path=report)
+    assert alone.verdict is Verdict.INCONCLUSIVE
+    assert "No readable results file" in alone.explanation
+    (tmp_path / "fleet_overview.results.json").write_text("{not json")
+    assert check_ac5(catalogue, 0, HOUR, report_path=report).verdict is Verdict.INCONCLUSIVE
     nothing = check_ac5(catalogue, 0, HOUR)
     assert nothing.verdict is Verdict.INCONCLUSIVE and "OBSLIB_GRAFANA_URL" in nothing.explanation
 
@@ -341,9 +425,7 @@ def test_coverage_table_names_real_panels_and_valid_queries(catalogue):
 
 
 def test_summary_combines_verdicts_and_is_json(ac1, tmp_path, catalogue):
-    report = tmp_path / "r.html"
-    report.write_text("x")
-    ac5 = check_ac5(catalogue, 0, HOUR, report_path=report)
+    ac5 = check_ac5(catalogue, 0, HOUR, report_path=fleet_report(tmp_path))
     ac2 = check_ac2("", "", lambda tid: pd.DataFrame())
     summary = acceptance_summary([ac1["fail"], ac2, ac5])
     assert summary["verdict"] == "fail" and summary["failed"] == ["AC1"]

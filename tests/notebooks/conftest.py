@@ -22,6 +22,10 @@ def stack_env(history_stack, monkeypatch):
 def fleet_telemetry(tmp_path_factory):
     """A reference-pipeline run with faults in some tasks, collected into OTLP files."""
     run = collected_run(
-        tmp_path_factory.mktemp("fleet"), 24, FaultPlan(stdio_context=0.1, nats_headers=0.1), seed=3, concurrency=12
+        tmp_path_factory.mktemp("fleet"),
+        24,
+        FaultPlan(stdio_context=0.1, nats_headers=0.1),
+        seed=3,
+        concurrency=12,
     )
     return run.fleet, run.traces_path, run.logs_path, run.fleet_run_path

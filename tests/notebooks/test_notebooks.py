@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
+from contextlib import ExitStack
 
 import nbformat
 import pandas as pd
@@ -16,6 +18,9 @@ from obslib.errors import ConfigError
 from obslib.reports import run_notebook
 from obslib.reports.notebooks import NOTEBOOKS, notebook_spec
 from obslib.reports.results import load_results
+from obslib.reports.run import EXIT_ERROR, EXIT_INCONCLUSIVE, KERNEL
+from tests.conftest import REPO, free_port
+from tests.fakes.http_server import FakeServer, Reply
 from tests.world import iso
 
 pytestmark = pytest.mark.slow
@@ -24,7 +29,7 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize("spec", NOTEBOOKS, ids=lambda s: s.name)
 def test_parameter_contract(spec):
     declared = list(inspect_notebook(str(spec.path)))
-    assert sorted(declared) == sorted(spec.parameters)
+    assert declared == list(spec.names)
     forbidden = [p for p in declared if any(w in p for w in ("url", "token", "password", "secret"))]
     assert forbidden == []
 
@@ -43,6 +48,35 @@ def test_unknown_parameter_is_refused(tmp_path):
         run_notebook("fleet_overview", {"prometheus_url": "http://x"}, tmp_path, progress=False)
     with pytest.raises(ConfigError, match="no notebook named"):
         notebook_spec("nope")
+
+
+@pytest.mark.parametrize(
+    ("name", "parameters", "message"),
+    [
+        ("trace_audit", {"profile": "bogus"}, "parameter profile='bogus' is not allowed"),
+        ("fleet_overview", {"hours": "abc"}, "parameter hours='abc' is not allowed"),
+        ("fleet_overview", {"step": "1"}, "the caps are 11,000 per query"),
+    ],
+)
+def test_a_notebook_run_without_the_runner_checks_its_own_parameters(
+    tmp_path, monkeypatch, name, parameters, message
+):
+    """As in JupyterLab: papermill alone, so only the notebook's own check stands in the way."""
+    from papermill import execute_notebook
+    from papermill.exceptions import PapermillExecutionError
+
+    monkeypatch.setenv("OBSLIB_PROMETHEUS_URL", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(PapermillExecutionError) as caught:
+        execute_notebook(
+            str(notebook_spec(name).path),
+            str(tmp_path / f"{name}.ipynb"),
+            parameters={**parameters, "results_dir": str(tmp_path)},
+            kernel_name=KERNEL,
+            progress_bar=False,
+            cwd=str(REPO),
+        )
+    assert caught.value.ename == "ConfigError"
+    assert message in caught.value.evalue
 
 
 def test_fleet_overview_draws_every_panel(stack_env, tmp_path):
@@ -99,7 +133,7 @@ def test_a_failed_cell_leaves_a_report_with_the_error_and_what_to_check(
         cwd=repo,
         check=False,
     )
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == EXIT_ERROR, result.stderr
     results = json.loads((tmp_path / "fleet_overview.results.json").read_text())
     assert results["verdict"] == "error"
     assert results["error"]["ename"] == "BackendUnavailable"
@@ -242,3 +276,76 @@ def test_baseline_flags_the_latency_regression(stack_env, tmp_path):
     assert run.verdict == "fail"
     flagged = {(f["agent_type"], f["sli"]) for f in summary["flagged"]}
     assert (regression.agent_type, "task_duration") in flagged
+
+
+# -- the Phase-5 acceptance run through the CLI, with Prometheus failing --------------------------
+
+TOKEN = "tok-acceptance-run-5d1c9e"
+PROMETHEUS_FAULTS = {
+    "closed port": (None, "BackendUnavailable", "cannot connect (ConnectionError)"),
+    "401": (
+        Reply(401, "Unauthorized\n", "text/plain"),
+        "BackendUnavailable",
+        "HTTP 401: access denied",
+    ),
+    "500": (
+        Reply(500, '{"status": "error", "errorType": "internal", "error": "tsdb: corrupt block"}'),
+        "BackendUnavailable",
+        "HTTP 500: internal: tsdb: corrupt block",
+    ),
+    "502": (Reply(502, "<html>Bad Gateway</html>", "text/html"), "BackendUnavailable", "HTTP 502"),
+    "200, not JSON": (
+        Reply(200, "<html>Sign in</html>", "text/html"),
+        "MalformedResponse",
+        "body is not JSON",
+    ),
+}
+
+
+def obslib_report(name: str, out, env: dict[str, str]) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "obslib", "report", name, "--quiet", "--no-embedded"]
+    return subprocess.run(
+        [*command, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("fault", PROMETHEUS_FAULTS)
+def test_the_acceptance_run_is_not_a_pass_when_prometheus_fails(tmp_path, fault):
+    """The workflow's two steps: the fleet overview, then the acceptance check reading it."""
+    reply, ename, cause = PROMETHEUS_FAULTS[fault]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBSLIB_")}
+    env.update(OBSLIB_PROMETHEUS_TIMEOUT="2", OBSLIB_PROMETHEUS_TOKEN=TOKEN)
+    with ExitStack() as stack:
+        if reply is None:
+            url = f"http://127.0.0.1:{free_port()}"
+        else:
+            url = stack.enter_context(FakeServer(lambda request: reply)).url
+        env["OBSLIB_PROMETHEUS_URL"] = url
+        fleet = obslib_report("fleet_overview", tmp_path, env)
+        acceptance = obslib_report("phase5_acceptance", tmp_path, env)
+
+    assert fleet.returncode == EXIT_ERROR, fleet.stdout + fleet.stderr
+    lines = fleet.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("error  Fleet overview"))
+    assert lines[at + 1].strip().startswith(f"cause: {ename}: prometheus at {url}/api/v1/")
+    assert cause in lines[at + 1]
+    assert lines[at + 2].strip().startswith("check: ")
+    assert "exit 4, a report could not run to its end: Fleet overview (error)" in fleet.stderr
+
+    assert acceptance.returncode == EXIT_INCONCLUSIVE, acceptance.stdout + acceptance.stderr
+    out = acceptance.stdout
+    assert "inconclusive  Phase 5 acceptance" in out
+    assert "AC1 inconclusive: Prometheus could not answer" in out
+    ac5 = next(line for line in out.splitlines() if "AC5 inconclusive" in line)
+    assert "The fleet-overview report failed, so it proves nothing" in ac5 and cause in ac5
+    assert "exit 3, the acceptance check is inconclusive: Phase 5 acceptance (inconclusive)" in acceptance.stderr
+    criteria = load_results(tmp_path / "phase5_acceptance.results.json")["summary"]["criteria"]
+    assert criteria["AC5"]["verdict"] == "inconclusive"
+    for result in (fleet, acceptance):
+        assert TOKEN not in result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
