@@ -324,6 +324,7 @@ class LokiSource:
         """
         read = _Read()
         at_boundary: Counter[tuple[Any, ...]] = Counter()  # read entries at the page edge
+        edge = start_ns if direction == "forward" else end_ns - 1
         while True:
             room = None if limit is None else limit - len(read.entries)
             wanted = size if room is None else min(size, room + at_boundary.total() + peek)
@@ -334,10 +335,11 @@ class LokiSource:
             to_skip = at_boundary.copy()
             new = []
             for entry in page.entries:
-                key = _key(entry)
-                if to_skip[key]:
-                    to_skip[key] -= 1
-                    continue
+                if to_skip and entry[0] == edge:  # only the edge instant was asked for again
+                    key = _key(entry)
+                    if to_skip[key]:
+                        to_skip[key] -= 1
+                        continue
                 new.append(entry)
             read.entries += new if room is None else new[:room]
             if room is not None and len(new) > room:
