@@ -904,3 +904,16 @@ def test_the_release_log_selector_comes_from_the_values_file(tmp_path) -> None:
 )
 def test_loki_names_of_otlp_attributes(attribute: str, name: str) -> None:
     assert loki_label_name(attribute) == name
+
+
+def test_an_otlp_text_body_is_a_message_and_a_plain_pushed_line_a_parse_error() -> None:
+    otlp = parse_line("prompt accepted", {"service_name": "a"}, {"severity_text": "INFO"})
+    assert (otlp["msg"], otlp["level"], otlp["parse_error"]) == ("prompt accepted", "INFO", "")
+    pushed = parse_line("prompt accepted", {"detected_level": "unknown"})
+    assert pushed["msg"] == "prompt accepted" and pushed["parse_error"].startswith("not JSON")
+    # an OTLP map body arrives as a JSON line: its fields win, the metadata fills the rest
+    body = parse_line('{"msg": "m", "taskId": "t-1"}', {}, {"trace_id": "A" * 32, "flags": "1"})
+    assert (body["msg"], body["task_id"], body["trace_id"]) == ("m", "t-1", "a" * 32)
+    # merged into the labels (no categorize-labels), the metadata is read from there
+    merged = parse_line("x", {"daedalus_task_id": "t-2", "severity_text": "WARN", "span_id": "F1"})
+    assert (merged["task_id"], merged["level"], merged["span_id"]) == ("t-2", "WARN", "f1")
