@@ -28,6 +28,7 @@ _DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _STREAM_RE = re.compile(r"^[^\s.*>/\\]+$")
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:\.\d+)?$")
 _LABEL_VALUE_RE = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]*$")
+_LABEL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Receiver types an AlertmanagerConfig can express, with their per-type defaults. Mattermost
 # and GitHub have no receiver of their own in the AMC CRD: Mattermost takes Slack-format
@@ -67,6 +68,7 @@ class Settings:
     ticket_url: str
     receiver: Receiver
     source: str = "defaults"
+    log_namespace_label: str = "namespace"  # Loki label naming the namespace (logs.namespaceLabel)
 
     @property
     def worker_pod_regex(self) -> str:
@@ -223,6 +225,7 @@ def settings_from_values(values: dict[str, Any], origin: str = "values") -> Sett
         ticket_url=values["runbook"]["ticketUrl"],
         receiver=_receiver(values, origin),
         source=origin,
+        log_namespace_label=_text(values, "logs.namespaceLabel", origin, _LABEL_NAME_RE),
     )
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 from obslib.analysis.audit import AuditResult
 from obslib.analysis.trace_index import hop_codes
 from obslib.catalogue.hops import HopProfile
+from obslib.sources.coverage import Fetched
 from obslib.verdict import Verdict
 
 
@@ -43,13 +44,25 @@ def hop_latency(spans: pd.DataFrame, profile: HopProfile) -> pd.DataFrame:
     return out.sort_values("hop", key=lambda s: s.map(keys.index)).reset_index(drop=True)
 
 
-def logs_without_trace(logs: pd.DataFrame, spans: pd.DataFrame) -> pd.DataFrame:
-    """Log lines carrying a ``trace_id`` that no span in ``spans`` has."""
-    if logs.empty:
-        return logs
+def logs_without_trace(logs: pd.DataFrame | Fetched, spans: pd.DataFrame) -> pd.DataFrame | None:
+    """Log lines carrying a ``trace_id`` that no span in ``spans`` has.
+
+    Args:
+        logs: a LOG_COLUMNS frame, or a source's :class:`Fetched` read of the window.
+        spans: the audited spans (SPAN_COLUMNS).
+
+    Returns:
+        The orphan lines, or None when no log line was read: "no logs matched" (a selector
+        that matched no stream, a window without lines) is no evidence, never "0 orphans".
+        When the read is partial (its coverage says so), the lines are those found among the
+        lines read: pass the coverage to :func:`obslib.sources.coverage.verdict_on`.
+    """
+    frame = logs.frame if isinstance(logs, Fetched) else logs
+    if frame.empty or (isinstance(logs, Fetched) and logs.coverage.matched_nothing):
+        return None
     known = set(spans["trace_id"]) if not spans.empty else set()
-    has_id = logs["trace_id"].astype(str).str.len() > 0
-    return logs[has_id & ~logs["trace_id"].isin(known)].reset_index(drop=True)
+    has_id = frame["trace_id"].astype(str).str.len() > 0
+    return frame[has_id & ~frame["trace_id"].isin(known)].reset_index(drop=True)
 
 
 def sample_traces(result: AuditResult) -> tuple[str, str]:

@@ -44,20 +44,22 @@ TRACE_SUMMARY_COLUMNS: dict[str, str] = {
     "span_ids": "object",  # list of hex span ids in the matched span sets
 }
 
-# One row per log entry (Loki streams).
+# One row per log entry (Loki streams, OTLP log files). A JSON line's fields and an OTLP record's
+# structured metadata fill the same columns (obslib.sources.logfields).
 LOG_COLUMNS: dict[str, str] = {
     "timestamp_ns": "int64",  # unix nanoseconds, as Loki returns them
     "time": "datetime64[ns, UTC]",
-    "line": "str",  # the raw log line
-    "labels": "object",  # dict of stream labels
-    "level": "str",  # from the JSON line (or detected_level), "" if none
-    "msg": "str",
+    "line": "str",  # the raw log line (an OTLP record's body)
+    "labels": "object",  # dict of stream labels, plus those a LogQL parser stage added
+    "metadata": "object",  # dict of structured metadata; {} when Loki merged it into labels
+    "level": "str",  # JSON level, else severity_text, else detected_level; "" if none
+    "msg": "str",  # JSON msg/message; the line itself when it is not a JSON object
     "trace_id": "str",  # lowercase hex or ""
     "span_id": "str",
-    "task_id": "str",  # taskId / taskID / task_id / daedalus.task.id, whichever the line has
-    "agent_type": "str",  # agent_type field, or the app_kubernetes_io_component label
+    "task_id": "str",  # taskId / taskID / task_id / daedalus.task.id / daedalus_task_id
+    "agent_type": "str",  # agent_type field or metadata, or the app_kubernetes_io_component label
     "fields": "object",  # dict of every other JSON field
-    "parse_error": "str",  # "" when the line parsed as JSON, else why not
+    "parse_error": "str",  # "" when the line parsed as JSON or is an OTLP body, else why not
 }
 
 # One row per sample of a Prometheus matrix or vector; label columns are added per query.

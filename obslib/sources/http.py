@@ -65,13 +65,15 @@ class HttpClient:
         json_body: Any = None,
         query: str = "",
         accept: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> requests.Response:
         """Send a request; return the 2xx response or raise the matching ``SourceError``.
 
-        ``data`` is sent as a form, ``json_body`` as JSON (with its content type).
+        ``data`` is sent as a form, ``json_body`` as JSON (with its content type); ``headers``
+        are added to the endpoint's own (credentials, tenant).
         """
         url = self.url(path)
-        headers = dict(self.endpoint.headers)
+        headers = {**(headers or {}), **self.endpoint.headers}
         if accept:
             headers["Accept"] = accept
         backend = self.endpoint.backend
@@ -123,11 +125,16 @@ class HttpClient:
             )
         raise BackendUnavailable(backend, url, query, f"HTTP {status}: {server_message(response)}")
 
-    def get_json(self, path: str, params: Mapping[str, Any] | None = None, query: str = "") -> Any:
-        """GET ``path`` and decode its JSON body."""
-        return decode_json(
-            self.request("GET", path, params=params, query=query), self.endpoint.backend, query
-        )
+    def get_json(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        query: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """GET ``path`` (with extra ``headers``, if any) and decode its JSON body."""
+        response = self.request("GET", path, params=params, query=query, headers=headers)
+        return decode_json(response, self.endpoint.backend, query)
 
     def post_form_json(self, path: str, data: Mapping[str, Any], query: str = "") -> Any:
         """POST ``data`` as a form (long queries) and decode the JSON body."""

@@ -1,12 +1,23 @@
 """Grafana Loki: LogQL log and metric queries as DataFrames, with paging Loki itself lacks.
 
 Loki answers ``query_range`` with at most ``limit`` entries and refuses a ``limit`` above
-``max_entries_limit_per_query`` (5000 by default) with a 400; it has no cursor. Reading a
-whole window therefore means paging by time: after a full page, the next request starts at
-the last timestamp seen (forward) or ends just after it (backward, ``end`` is exclusive). That
-timestamp is asked for again, because entries sharing it may not all have fitted in the page;
-the ones already read are skipped by (timestamp, stream labels, line), counted, so an entry is
-neither lost nor repeated. See https://grafana.com/docs/loki/latest/reference/loki-http-api/.
+``max_entries_limit_per_query`` (5000 by default) with a 400; it has no cursor, and nothing in
+an answer says it was cut (``entries == limit`` is the only sign). Reading a whole window
+therefore means paging by time: after a full page, the next request starts at the last
+timestamp seen (forward) or ends just after it (backward, ``end`` is exclusive). That timestamp
+is asked for again, because entries sharing it may not all have fitted in the page; the ones
+already read are skipped by (timestamp, labels, line, metadata), so an entry is neither lost nor
+repeated. See https://grafana.com/docs/loki/latest/reference/loki-http-api/.
+
+Log queries ask for ``categorize-labels`` (header ``X-Loki-Response-Encoding-Flags``): Loki then
+keeps each entry's structured metadata (where OTLP logs carry ``trace_id``, ``span_id`` and
+the record attributes) apart from the stream labels, as ``[ts, line, {"structuredMetadata":
+{...}, "parsed": {...}}]``. A server that ignores the flag merges the metadata into the labels
+and splits streams per entry; both answers give the same columns (:mod:`.logfields`).
+
+:meth:`LokiSource.window_logs` reads "the log lines of this window" and says what it could not
+get (:class:`~obslib.sources.coverage.Coverage`): a cap reached while more lines exist makes the
+result partial, and a selector that matches no stream is "no logs matched", never a clean read.
 
 Endpoint and credentials (``OBSLIB_LOKI_URL``, ``_TOKEN``, ``_ORG_ID`` for X-Scope-OrgID, ...)
 come from the environment only: see :mod:`obslib.sources.endpoint`.
@@ -19,12 +30,22 @@ import json
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeAlias
 
 import numpy as np
 import pandas as pd
 
-from obslib.errors import ConfigError, MalformedResponse, NoData, QueryRejected, redact_url
+from obslib.errors import (
+    ConfigError,
+    MalformedResponse,
+    NoData,
+    QueryRejected,
+    SourceError,
+    redact_url,
+)
+from obslib.settings import Settings
+from obslib.sources.coverage import CUT_BY_LIMIT, NO_MATCH, Coverage, Fetched, Gap
 from obslib.sources.endpoint import Endpoint, endpoint_from_env
 from obslib.sources.frames import PROMETHEUS_COLUMNS, conform, empty_frame
 from obslib.sources.http import HttpClient
@@ -36,9 +57,35 @@ DIRECTIONS = ("forward", "backward")
 QUERY_RANGE = "/loki/api/v1/query_range"
 QUERY = "/loki/api/v1/query"
 LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+CATEGORIZE_LABELS = "categorize-labels"
+LOG_QUERY_HEADERS = {"X-Loki-Response-Encoding-Flags": CATEGORIZE_LABELS}
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|`[^`]*`')
+_MATCHER_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)")
 
-# (timestamp_ns, stream labels, line): one log entry as Loki returned it.
-Entry = tuple[int, dict[str, str], str]
+# (timestamp_ns, labels, line, structured metadata): one log entry as Loki returned it.
+Entry = tuple[int, dict[str, str], str, dict[str, str]]
+
+
+def log_selector(settings: Settings) -> str:
+    """The stream selector of the release's logs: ``{<logs.namespaceLabel>="<namespace>"}``."""
+    return f"{{{settings.log_namespace_label}={json.dumps(settings.namespace)}}}"
+
+
+def stream_selector(logql: str) -> str:
+    """The stream selector ``{...}`` a log query starts with (the whole text if it has none)."""
+    text = logql.strip()
+    if not text.startswith("{"):
+        return text
+    position = 0
+    while position < len(text):
+        quoted = _QUOTED.match(text, position)
+        if quoted:
+            position = quoted.end()
+        elif text[position] == "}":
+            return text[: position + 1]
+        else:
+            position += 1
+    return text
 
 
 def to_ns(value: TimeLike, what: str = "time") -> int:
@@ -70,6 +117,10 @@ def to_ns(value: TimeLike, what: str = "time") -> int:
     return int(stamp.value)
 
 
+def _stamp(ns: int) -> pd.Timestamp:
+    return pd.Timestamp(ns, unit="ns", tz="UTC")
+
+
 def _step(step: float | str | dt.timedelta) -> str:
     if isinstance(step, dt.timedelta):
         step = step.total_seconds()
@@ -85,6 +136,26 @@ def _series_text(metric: Mapping[str, str]) -> str:
         f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in sorted(metric.items())
     )
     return "{" + body + "}"
+
+
+@dataclass
+class _Page:
+    """One query_range answer: its entries in request order, and what else it said."""
+
+    entries: list[Entry]
+    categorized: bool  # the answer carried encodingFlags categorize-labels
+    unreturned: int | None  # lines Loki's stats counted in the request's window beyond those sent
+
+
+@dataclass
+class _Read:
+    """Every page of one read."""
+
+    entries: list[Entry] = field(default_factory=list)
+    more: bool = False  # the limit stopped the read while the window held more
+    pages: int = 0
+    categorized: bool = True
+    unreturned: int | None = None  # of the last page
 
 
 class LokiSource:
@@ -109,6 +180,76 @@ class LokiSource:
 
     # -- log queries ---------------------------------------------------------------------
 
+    def window_logs(
+        self,
+        logql: str,
+        start: TimeLike,
+        end: TimeLike,
+        *,
+        cap: int | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        direction: str = "forward",
+    ) -> Fetched:
+        """Every log line of a LogQL log query in ``[start, end)``, and what the read covered.
+
+        Pages until the window is exhausted or ``cap`` lines were read. A cap reached while
+        more lines exist is a ``cut_by_limit`` gap (the data is partial: a check on it is never
+        a pass); a query that read nothing asks Loki's series endpoint whether any stream
+        matched the selector, and records a ``no_match`` gap, naming the selector's labels Loki
+        does not know in the window, when none did.
+
+        Args:
+            logql: a log query, e.g. ``log_selector(settings)`` (see :meth:`query_range`).
+            start: inclusive start (see :func:`to_ns`).
+            end: exclusive end.
+            cap: read at most this many lines; None reads the whole window.
+            page_size: entries per request, at most the server's max_entries_limit_per_query.
+            direction: ``forward`` reads oldest first (a cap keeps the oldest lines),
+                ``backward`` newest first.
+
+        Returns:
+            :class:`Fetched`: the LOG_COLUMNS frame (as :meth:`query_range` orders it) and its
+            :class:`Coverage` (``what`` "log lines").
+
+        Raises:
+            QueryRejected, BackendUnavailable, MalformedResponse: as :meth:`query_range`.
+        """
+        start_ns, end_ns = self._window_args(start, end, direction, page_size, cap)
+        read = self._collect(logql, start_ns, end_ns, cap, direction, page_size, peek=True)
+        frame = log_frame(_in_time_order(read.entries, direction))
+        requested = (_stamp(start_ns), _stamp(end_ns))
+        covered = None
+        gaps: list[Gap] = []
+        notes = [f"{logql}: {read.pages} request(s) of at most {page_size:,} lines, {direction}"]
+        if read.entries and not read.categorized:
+            notes.append(
+                "Loki ignored categorize-labels: structured metadata (OTLP trace ids and "
+                "attributes) came merged into the stream labels and was read from there"
+            )
+        if read.more and cap is not None:
+            times = frame["timestamp_ns"]
+            covered = (
+                (requested[0], _stamp(int(times.max())))
+                if direction == "forward"
+                else (_stamp(int(times.min())), requested[1])
+            )
+            counted = (
+                f"; Loki's stats count {read.unreturned:,} more in the rest of the window"
+                if read.unreturned
+                else ""
+            )
+            detail = f"partial: {len(frame):,} lines read, more exist (cap of {cap:,}{counted})"
+            gaps.append(Gap(CUT_BY_LIMIT, max(1, read.unreturned or 0), detail))
+        if not read.entries:
+            streams, sentence = self._streams_matching(logql, start_ns, end_ns)
+            if streams == 0:
+                gaps.append(Gap(NO_MATCH, 0, sentence))
+            else:
+                notes.append(sentence)
+        source = f"Loki {self.endpoint.safe_url}"
+        coverage = Coverage(source, "log lines", len(frame), requested, covered, (), tuple(notes))
+        return Fetched(frame, coverage.with_gaps(*gaps))
+
     def query_range(
         self,
         logql: str,
@@ -121,6 +262,9 @@ class LokiSource:
     ) -> pd.DataFrame:
         """Log entries of a LogQL log query in ``[start, end)``, paged past Loki's entry limit.
 
+        A ``limit`` that cuts the result is not reported here: use :meth:`window_logs` for a
+        read that says what it could not get.
+
         Args:
             logql: a log query (stream selector and pipeline), e.g. ``{container="proxy"} | json``.
             start: inclusive start (see :func:`to_ns`).
@@ -132,14 +276,24 @@ class LokiSource:
 
         Returns:
             A LOG_COLUMNS frame sorted by time, oldest first, whatever the direction; entries
-            with equal timestamps are ordered by stream labels, and within one stream keep
-            Loki's forward order.
+            with equal timestamps are ordered by labels and metadata, and within one stream
+            keep Loki's forward order.
 
         Raises:
             QueryRejected: Loki refused the query (its text is kept), the query is a metric
                 query, or more than a page of entries share one timestamp.
             BackendUnavailable, MalformedResponse, NoData: see :mod:`obslib.errors`.
         """
+        start_ns, end_ns = self._window_args(start, end, direction, page_size, limit)
+        read = self._collect(logql, start_ns, end_ns, limit, direction, page_size)
+        if require_data and not read.entries:
+            raise NoData(self.backend, self._url(QUERY_RANGE), logql, "no log entries")
+        return log_frame(_in_time_order(read.entries, direction))
+
+    @staticmethod
+    def _window_args(
+        start: TimeLike, end: TimeLike, direction: str, page_size: int, limit: int | None
+    ) -> tuple[int, int]:
         start_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
         if direction not in DIRECTIONS:
             raise ConfigError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
@@ -147,59 +301,73 @@ class LokiSource:
             raise ConfigError(f"end ({end_ns}) must be after start ({start_ns})")
         if page_size < 2 or (limit is not None and limit < 1):
             # a page of one entry can never step past a timestamp it shares with the next
-            raise ConfigError(f"need page_size >= 2 and limit >= 1, got {page_size}, {limit}")
-        entries = self._collect(logql, start_ns, end_ns, limit, direction, page_size)
-        if direction == "backward":
-            entries.reverse()
-        # Loki groups its answer by stream, which loses how streams interleave at one instant;
-        # order those by stream labels so the frame does not depend on the paging.
-        entries.sort(key=lambda entry: (entry[0], sorted(entry[1].items())))
-        if require_data and not entries:
-            raise NoData(self.backend, self._url(QUERY_RANGE), logql, "no log entries")
-        return log_frame(entries)
+            raise ConfigError(
+                f"need page_size >= 2 and a limit or cap >= 1, got {page_size}, {limit}"
+            )
+        return start_ns, end_ns
 
     def _collect(
-        self, logql: str, start_ns: int, end_ns: int, limit: int | None, direction: str, size: int
-    ) -> list[Entry]:
-        collected: list[Entry] = []
+        self,
+        logql: str,
+        start_ns: int,
+        end_ns: int,
+        limit: int | None,
+        direction: str,
+        size: int,
+        *,
+        peek: bool = False,
+    ) -> _Read:
+        """Page until the window is exhausted or ``limit`` entries were read.
+
+        With ``peek``, every request asks for one entry more than the limit leaves room for,
+        so a read the limit stops knows whether more exist (``_Read.more``).
+        """
+        read = _Read()
         at_boundary: Counter[tuple[Any, ...]] = Counter()  # read entries at the page edge
+        edge = start_ns if direction == "forward" else end_ns - 1
         while True:
-            wanted = (
-                size if limit is None else min(size, limit - len(collected) + at_boundary.total())
-            )
+            room = None if limit is None else limit - len(read.entries)
+            wanted = size if room is None else min(size, room + at_boundary.total() + peek)
             page = self._page(logql, start_ns, end_ns, wanted, direction)
+            read.pages += 1
+            read.categorized &= page.categorized
+            read.unreturned = page.unreturned
             to_skip = at_boundary.copy()
-            for entry in page:
-                key = _key(entry)
-                if to_skip[key]:
-                    to_skip[key] -= 1
-                    continue
-                collected.append(entry)
-            if limit is not None and len(collected) >= limit:
-                return collected[:limit]
-            if len(page) < wanted:
-                return collected
-            edge = page[-1][0]
-            if page[0][0] == edge:
+            new = []
+            for entry in page.entries:
+                if to_skip and entry[0] == edge:  # only the edge instant was asked for again
+                    key = _key(entry)
+                    if to_skip[key]:
+                        to_skip[key] -= 1
+                        continue
+                new.append(entry)
+            read.entries += new if room is None else new[:room]
+            if room is not None and len(new) > room:
+                read.more = True
+                if read.unreturned is not None:  # the peeked entries were returned, not kept
+                    read.unreturned += len(new) - room
+                return read
+            if len(page.entries) < wanted or (room is not None and len(new) == room and not peek):
+                return read
+            edge = page.entries[-1][0]
+            if page.entries[0][0] == edge:
                 raise QueryRejected(
                     self.backend,
                     self._url(QUERY_RANGE),
                     logql,
                     f"a whole page of {wanted} entries shares the timestamp {edge} ns "
-                    f"({pd.Timestamp(edge, unit='ns', tz='UTC').isoformat()}), so paging by time "
+                    f"({_stamp(edge).isoformat()}), so paging by time "
                     "cannot step past it without losing or repeating entries; raise page_size "
                     "above the number of entries at that instant (the server allows up to its "
                     "max_entries_limit_per_query, 5000 by default) or narrow the query",
                 )
-            at_boundary = Counter(_key(entry) for entry in page if entry[0] == edge)
+            at_boundary = Counter(_key(entry) for entry in page.entries if entry[0] == edge)
             if direction == "forward":
                 start_ns = edge
             else:
                 end_ns = edge + 1
 
-    def _page(
-        self, logql: str, start_ns: int, end_ns: int, limit: int, direction: str
-    ) -> list[Entry]:
+    def _page(self, logql: str, start_ns: int, end_ns: int, limit: int, direction: str) -> _Page:
         """One request; entries of every stream merged in ``direction`` order."""
         params = {
             "query": logql,
@@ -209,7 +377,9 @@ class LokiSource:
             "direction": direction,
         }
         try:
-            body = self.client.get_json(QUERY_RANGE, params=params, query=logql)
+            body = self.client.get_json(
+                QUERY_RANGE, params=params, query=logql, headers=LOG_QUERY_HEADERS
+            )
         except QueryRejected as exc:
             if "max entries limit" not in exc.detail:
                 raise
@@ -217,6 +387,7 @@ class LokiSource:
             raise QueryRejected(exc.backend, exc.url, exc.query, exc.detail + hint) from exc
         data = self._data(body, QUERY_RANGE, logql)
         result = self._result(data, "streams", QUERY_RANGE, logql)
+        categorized = CATEGORIZE_LABELS in (data.get("encodingFlags") or ())
         entries: list[Entry] = []
         for stream in result:
             labels = stream.get("stream") if isinstance(stream, dict) else None
@@ -224,22 +395,61 @@ class LokiSource:
             if not isinstance(labels, dict) or not isinstance(values, list):
                 self._malformed(QUERY_RANGE, logql, "a stream lacks 'stream' or 'values'")
             for value in values:
-                entries.append(self._entry(value, labels, logql))
+                entries.append(self._entry(value, labels, categorized, logql))
         entries.sort(key=lambda entry: entry[0], reverse=direction == "backward")
-        outside = [ts for ts, _, _ in entries if not start_ns <= ts < end_ns]
+        outside = [entry[0] for entry in entries if not start_ns <= entry[0] < end_ns]
         if outside:  # paging relies on the window being honoured, or it would never end
             self._malformed(
                 QUERY_RANGE, logql, f"entry at {outside[0]} ns is outside [{start_ns}, {end_ns})"
             )
-        return entries
+        return _Page(entries, categorized, _unreturned(data.get("stats")))
 
-    def _entry(self, value: Any, labels: dict[str, str], logql: str) -> Entry:
+    def _entry(self, value: Any, labels: dict[str, str], categorized: bool, logql: str) -> Entry:
         if not (isinstance(value, list) and len(value) >= 2 and isinstance(value[1], str)):
             self._malformed(QUERY_RANGE, logql, f"log entry {value!r:.80} is not [ts, line]")
         try:
-            return int(value[0]), labels, value[1]
+            ts = int(value[0])
         except (TypeError, ValueError):
             self._malformed(QUERY_RANGE, logql, f"timestamp {value[0]!r} is not unix ns")
+        if not categorized:
+            return ts, labels, value[1], {}
+        extra = value[2] if len(value) > 2 else {}
+        metadata = extra.get("structuredMetadata", {}) if isinstance(extra, dict) else None
+        parsed = extra.get("parsed", {}) if isinstance(extra, dict) else None
+        if not (isinstance(metadata, dict) and isinstance(parsed, dict)):
+            self._malformed(
+                QUERY_RANGE,
+                logql,
+                f"categorized entry {value!r:.80} has no {{structuredMetadata, parsed}} object",
+            )
+        return ts, ({**labels, **parsed} if parsed else labels), value[1], metadata
+
+    def _streams_matching(self, logql: str, start_ns: int, end_ns: int) -> tuple[int | None, str]:
+        """How many streams the query's selector matches in the window, and a sentence on it.
+
+        None when Loki could not say (the sentence then says why).
+        """
+        selector = stream_selector(logql)
+        window = f"between {_stamp(start_ns).isoformat()} and {_stamp(end_ns).isoformat()}"
+        try:
+            streams = len(self.series(selector, start_ns, end_ns))
+            known = set(self.labels(start_ns, end_ns)) if not streams else set()
+        except SourceError as exc:
+            return None, f"could not ask Loki which streams match {selector}: {exc.detail}"
+        if streams:
+            return streams, (
+                f"{streams} stream(s) match {selector} {window}, but no line of {logql} is in "
+                "the window"
+            )
+        unknown = sorted(set(_MATCHER_NAME.findall(_QUOTED.sub('""', selector))) - known)
+        note = f"no stream matched {selector} {window}"
+        if unknown:
+            names = ", ".join(sorted(known)) or "none"
+            note += (
+                f"; Loki knows no label {', '.join(repr(n) for n in unknown)} there "
+                f"(its labels: {names})"
+            )
+        return 0, note
 
     # -- metric queries ------------------------------------------------------------------
 
@@ -421,5 +631,31 @@ class LokiSource:
 
 
 def _key(entry: Entry) -> tuple[Any, ...]:
-    ts, labels, line = entry
-    return ts, tuple(sorted(labels.items())), line
+    ts, labels, line, metadata = entry
+    return ts, tuple(sorted(labels.items())), line, tuple(sorted(metadata.items()))
+
+
+def _in_time_order(entries: list[Entry], direction: str) -> list[Entry]:
+    """Oldest first; at one instant by labels and metadata, a stream's entries in Loki's order.
+
+    Loki groups its answer by stream, which loses how streams interleave at one instant, so
+    those are ordered by their labels: the frame does not depend on the paging.
+    """
+    ordered = entries[::-1] if direction == "backward" else list(entries)
+    ordered.sort(key=lambda e: (e[0], sorted(e[1].items()), sorted(e[3].items())))
+    return ordered
+
+
+def _unreturned(stats: Any) -> int | None:
+    """Lines Loki's stats counted after filtering minus those it returned (None if absent).
+
+    Only a hint: it is the sole sign in an answer that ``limit`` cut it (case 8 of the
+    recorded samples: 100 returned of 120), and stats summed over replicas may overcount.
+    """
+    summary = stats.get("summary") if isinstance(stats, dict) else None
+    if not isinstance(summary, dict):
+        return None
+    matched, returned = summary.get("totalPostFilterLines"), summary.get("totalEntriesReturned")
+    if not (isinstance(matched, int) and isinstance(returned, int)):
+        return None
+    return max(0, matched - returned)

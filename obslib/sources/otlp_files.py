@@ -179,6 +179,7 @@ def _log_row(record: Mapping[str, Any], resource: dict[str, Any], encoding: str)
         "timestamp_ns": timestamp,
         "line": line,
         "labels": resource,
+        "metadata": {},  # Loki's structured metadata; a file's attributes are in ``fields``
         "level": _level(record),
         "msg": msg,
         "trace_id": decode_id(record.get("traceId") or "", TRACE_ID_BYTES, encoding),

@@ -1,4 +1,4 @@
-"""LokiSource against a fake Loki that answers as the real one did (tests/samples/loki)."""
+"""LokiSource against a fake Loki answering as the real one did (tests/samples/loki, loki-3.8)."""
 
 from __future__ import annotations
 
@@ -19,24 +19,35 @@ from obslib.errors import (
     QueryRejected,
     SourceError,
 )
+from obslib.settings import load_settings
+from obslib.sources.coverage import verdict_on
 from obslib.sources.endpoint import endpoint_from_env
 from obslib.sources.frames import LOG_COLUMNS, PROMETHEUS_COLUMNS
 from obslib.sources.http import HttpClient
-from obslib.sources.logfields import parse_line
-from obslib.sources.loki import LokiSource
+from obslib.sources.logfields import loki_label_name, parse_line
+from obslib.sources.loki import LokiSource, log_selector, stream_selector
+from obslib.verdict import Verdict
 from tests.fakes.http_server import FakeServer, Reply, Request
 from tests.fakes.loki import (
     AGENT_QUERY,
+    LIMIT_QUERY,
     MATRIX_QUERY,
+    OTLP_QUERY,
     PROXY_JSON_QUERY,
     PROXY_RAW_QUERY,
+    PUSH_JSON_QUERY,
+    PUSH_RAW_QUERY,
     SERIES_MATCH,
     TRACE_FILTER_QUERY,
     VECTOR_QUERY,
     FakeLoki,
     LogEntry,
+    limit_entries,
+    otlp_entries,
+    push_json_entries,
     recorded_entries,
     sample,
+    sample38,
     tie_entries,
 )
 
@@ -385,17 +396,22 @@ def test_log_and_metric_query_mixups_say_which_method(source: LokiSource, window
 # -- discovery ----------------------------------------------------------------------------
 
 
-def test_discovery(loki: FakeLoki, source: LokiSource) -> None:
-    assert source.labels() == json.loads(sample("labels.json"))["data"]
-    assert source.label_values("container") == ["agent", "proxy"]
-    series = source.series(SERIES_MATCH)
+def test_discovery() -> None:
+    with FakeLoki(recorded_entries()) as loki:
+        source = make_source(loki.url)
+        # The recording's Loki also held streams with `agent_type` and `app` labels that no
+        # other recording shows; the fake computes the names from the streams it holds.
+        recorded = json.loads(sample("labels.json"))["data"]
+        assert source.labels() == [n for n in recorded if n not in ("agent_type", "app")]
+        assert source.label_values("container") == ["agent", "proxy"]
+        series = source.series(SERIES_MATCH)
+        assert loki.requests[-1].params["match[]"] == [SERIES_MATCH]
+        with pytest.raises(ConfigError):
+            source.label_values("bad/name")
     assert len(series) == 2
     assert set(series["container"]) == {"agent", "proxy"}
     assert set(series["app_kubernetes_io_component"]) == {"copilot"}
     assert series["series"].str.startswith("{app_kubernetes_io_component=").all()
-    assert loki.requests[-1].params["match[]"] == [SERIES_MATCH]
-    with pytest.raises(ConfigError):
-        source.label_values("bad/name")
 
 
 # -- failures -----------------------------------------------------------------------------
@@ -570,3 +586,334 @@ def test_password_in_the_url_is_not_in_reprs(loki: FakeLoki) -> None:
 def test_password_in_the_url_is_not_in_the_endpoint_repr(loki: FakeLoki) -> None:
     source, _ = _rejected_with_password_in_url(loki)
     assert "pa55word" not in repr(source.endpoint)
+
+
+# -- Loki 3.8: OTLP logs, JSON push, the limit (tests/samples/loki-3.8) -------------------
+
+OTLP_WINDOW = (1795913693437000936, 1795913994437000936)  # case 6, as recorded
+PUSH_WINDOW = (1795913695987390441, 1795913996987390441)  # cases 7 and 8
+NEXT_PAGE_END = 1795913865987390441  # the oldest timestamp of the limited answer
+CATEGORIZE_HEADER = "x-loki-response-encoding-flags"
+SHARED_TRACE = "539b0e3e8ef409e0eab1542587ec1689"
+OTLP_SPANS = {
+    "2f6f5d646f1379c2",
+    "d5daa29b44c12bc4",
+    "447bcdd1d2a33ae0",
+    "45bb81f4d0a66b65",
+    "bded1f47f7b816b0",
+    "01745154d44b90d9",
+}
+
+
+def _range(query: str, window: tuple[int, int], categorize: bool = False, **params: str) -> Request:
+    args = {"query": [query], "start": [str(window[0])], "end": [str(window[1])]}
+    args |= {k: [v] for k, v in params.items()}
+    headers = {CATEGORIZE_HEADER: "categorize-labels"} if categorize else {}
+    return Request("GET", RANGE_PATH, args, headers, b"")
+
+
+def _answer(fake: FakeLoki, request: Request) -> dict:
+    reply = fake.handle(request)
+    assert reply.status == 200, reply.body
+    return json.loads(reply.body)["data"]
+
+
+def _recorded(name: str) -> dict:
+    return json.loads(sample38(name))["data"]
+
+
+def _same_answer(got: dict, recorded: dict) -> None:
+    """The same keys in the same order, the same streams, and the same counts in stats."""
+    assert list(got) == list(recorded)
+    assert got["result"] == recorded["result"]
+    assert got.get("encodingFlags") == recorded.get("encodingFlags")
+    counts = ("totalEntriesReturned", "totalPostFilterLines", "totalLinesProcessed")
+    for key in counts:
+        assert got["stats"]["summary"][key] == recorded["stats"]["summary"][key], key
+
+
+def test_fake_answers_otlp_logs_as_recorded_with_and_without_categorize_labels() -> None:
+    with FakeLoki(otlp_entries()) as fake:
+        plain = _answer(fake, _range(OTLP_QUERY, OTLP_WINDOW, limit="100"))
+        _same_answer(plain, _recorded("otlp-logs-query-range.json"))
+        assert len(plain["result"]) == 6  # metadata merged: every record is its own stream
+        categorized = _answer(fake, _range(OTLP_QUERY, OTLP_WINDOW, True, limit="100"))
+        _same_answer(categorized, _recorded("otlp-logs-query-range-categorize-labels.json"))
+        assert len(categorized["result"]) == 3
+        labels = fake.handle(
+            Request("GET", "/loki/api/v1/labels", _range("", OTLP_WINDOW).params, {}, b"")
+        )
+        assert json.loads(labels.body) == json.loads(sample38("otlp-logs-labels.json"))
+
+
+def test_fake_splits_a_json_pushed_stream_by_detected_level_as_recorded() -> None:
+    with FakeLoki(push_json_entries()) as fake:
+        raw = _answer(fake, _range(PUSH_RAW_QUERY, PUSH_WINDOW, limit="100"))
+        _same_answer(raw, _recorded("push-json-query-range-raw.json"))
+        assert [s["stream"]["detected_level"] for s in raw["result"]] == ["debug", "error", "info"]
+        parsed = _answer(fake, _range(PUSH_JSON_QUERY, PUSH_WINDOW, limit="100"))
+        assert parsed == _recorded("push-json-query-range-json.json")
+        # categorized, the three levels are one stream again, detected_level its metadata
+        one = _answer(fake, _range(PUSH_RAW_QUERY, PUSH_WINDOW, True, limit="100"))
+        (stream,) = one["result"]
+        assert "detected_level" not in stream["stream"]
+        assert [v[2]["structuredMetadata"] for v in stream["values"]] == [
+            {"detected_level": level} for level in ("error", "debug", "info")
+        ]
+
+
+def test_fake_cuts_at_the_limit_and_ends_the_next_page_exclusively_as_recorded() -> None:
+    with FakeLoki(limit_entries()) as fake:
+        limited = _answer(fake, _range(LIMIT_QUERY, PUSH_WINDOW, limit="100"))
+        _same_answer(limited, _recorded("limit-reached-100-of-120.json"))
+        summary = limited["stats"]["summary"]
+        assert (summary["totalEntriesReturned"], summary["totalPostFilterLines"]) == (100, 120)
+        assert limited["result"][0]["values"][-1][0] == str(NEXT_PAGE_END)
+        window = (PUSH_WINDOW[0], NEXT_PAGE_END)
+        _same_answer(
+            _answer(fake, _range(LIMIT_QUERY, window, limit="100")),
+            _recorded("limit-reached-next-page.json"),
+        )
+        reply = fake.handle(_range(LIMIT_QUERY, PUSH_WINDOW, limit="5001"))
+        assert reply.status == 400 and "(5001 > 5000)" in str(reply.body)
+
+
+def test_fake_series_are_the_recorded_streams_and_never_metadata() -> None:
+    series = Request("GET", "/loki/api/v1/series", {"match[]": [SERIES_MATCH]}, {}, b"")
+    with FakeLoki(recorded_entries()) as loki:
+        assert json.loads(loki.handle(series).body) == json.loads(sample("series.json"))
+    with FakeLoki(otlp_entries()) as fake:
+        by_trace = {"match[]": [f'{{trace_id="{SHARED_TRACE}"}}']}
+        found = fake.handle(Request("GET", "/loki/api/v1/series", by_trace, {}, b""))
+        assert json.loads(found.body) == {"status": "success", "data": []}
+
+
+def _ignoring_flags(body: bytes):
+    """A server that answers every query_range with ``body``: a Loki ignoring the header."""
+    return FakeServer(lambda r: Reply(body=body) if r.path == RANGE_PATH else Reply(404))
+
+
+SAME_PATH_COLUMNS = ["timestamp_ns", "line", "level", "msg", "trace_id", "span_id", "task_id"]
+
+
+def test_otlp_logs_land_in_the_log_columns_with_categorize_labels() -> None:
+    with FakeLoki(otlp_entries()) as fake:
+        fetched = make_source(fake.url).window_logs(OTLP_QUERY, *OTLP_WINDOW)
+        assert all(r.headers[CATEGORIZE_HEADER] == "categorize-labels" for r in fake.requests)
+    frame, coverage = fetched.frame, fetched.coverage
+    assert len(frame) == 6 and frame["timestamp_ns"].is_monotonic_increasing
+    assert set(frame["trace_id"]) == {SHARED_TRACE}
+    assert set(frame["span_id"]) == OTLP_SPANS
+    assert set(frame["task_id"]) == {"shared-id-1"}
+    assert set(frame["agent_type"]) == {"copilot"}
+    assert list(frame["level"]) == ["INFO", "INFO", "DEBUG", "INFO", "WARN", "INFO"]
+    assert list(frame["msg"]) == list(frame["line"])  # a text body is the message
+    assert frame["msg"].iloc[0] == "dispatching task to agent.tasks.copilot"
+    assert set(frame["parse_error"]) == {""}
+    assert all(
+        set(labels) == {"k8s_namespace_name", "k8s_pod_name", "service_name"}
+        for labels in frame["labels"]
+    )
+    assert all(meta["daedalus_task_id"] == "shared-id-1" for meta in frame["metadata"])
+    assert (coverage.items, coverage.partial, coverage.matched_nothing) == (6, False, False)
+    assert coverage.gaps == () and coverage.covered is None
+    assert coverage.requested == (
+        pd.Timestamp(OTLP_WINDOW[0], unit="ns", tz="UTC"),
+        pd.Timestamp(OTLP_WINDOW[1], unit="ns", tz="UTC"),
+    )
+    assert coverage.what == "log lines" and coverage.source.startswith("Loki http://127.0.0.1")
+
+
+def test_otlp_logs_give_the_same_columns_when_metadata_is_merged_into_labels() -> None:
+    with FakeLoki(otlp_entries()) as fake:
+        categorized = make_source(fake.url).window_logs(OTLP_QUERY, *OTLP_WINDOW)
+    with _ignoring_flags(sample38("otlp-logs-query-range.json")) as server:
+        merged = make_source(server.url).window_logs(OTLP_QUERY, *OTLP_WINDOW)
+    pd.testing.assert_frame_equal(
+        merged.frame[[*SAME_PATH_COLUMNS, "agent_type"]],
+        categorized.frame[[*SAME_PATH_COLUMNS, "agent_type"]],
+    )
+    assert all(labels["trace_id"] == SHARED_TRACE for labels in merged.frame["labels"])
+    assert all(meta == {} for meta in merged.frame["metadata"])
+    assert not merged.coverage.partial and merged.coverage.items == 6
+    assert any("ignored categorize-labels" in note for note in merged.coverage.notes)
+    assert not any("ignored" in note for note in categorized.coverage.notes)
+
+
+def test_json_pushed_lines_fill_the_same_columns_split_by_level_or_not() -> None:
+    with FakeLoki(push_json_entries()) as fake:
+        fetched = make_source(fake.url).window_logs(PUSH_RAW_QUERY, *PUSH_WINDOW)
+    with _ignoring_flags(sample38("push-json-query-range-raw.json")) as server:
+        split = make_source(server.url).window_logs(PUSH_RAW_QUERY, *PUSH_WINDOW)
+    frame = fetched.frame
+    assert list(frame["msg"]) == ["task received", "session/new sent", "session/prompt failed"]
+    assert list(frame["level"]) == ["INFO", "DEBUG", "ERROR"]
+    assert set(frame["task_id"]) == {"json-1"} and set(frame["agent_type"]) == {"copilot"}
+    assert set(frame["trace_id"]) == {SHARED_TRACE}
+    assert list(frame["span_id"]) == ["bded1f47f7b816b0", "2f6f5d646f1379c2", "b0d6d43b1e02d6a6"]
+    assert frame["fields"].iloc[1]["acp"] == {"method": "session/new", "durationMs": 41}
+    assert frame["fields"].iloc[2]["error"] == "agent exited with status 1"
+    assert [m["detected_level"] for m in frame["metadata"]] == ["info", "debug", "error"]
+    assert all("detected_level" not in labels for labels in frame["labels"])
+    assert (fetched.coverage.items, fetched.coverage.partial, fetched.coverage.gaps) == (
+        3,
+        False,
+        (),
+    )
+    # three streams (one per detected_level) without categorize-labels: the same rows
+    pd.testing.assert_frame_equal(split.frame[SAME_PATH_COLUMNS], frame[SAME_PATH_COLUMNS])
+    assert [labels["detected_level"] for labels in split.frame["labels"]] == [
+        "info",
+        "debug",
+        "error",
+    ]
+
+
+def test_a_parser_query_keeps_the_parsers_labels_and_the_lines_fields() -> None:
+    with FakeLoki(push_json_entries()) as fake:
+        frame = make_source(fake.url).query_range(PUSH_JSON_QUERY, *PUSH_WINDOW)
+    first = frame.iloc[1]
+    assert first["labels"]["acp_durationMs"] == "41"  # the parser's text, kept as labels
+    assert first["fields"]["acp"]["durationMs"] == 41  # the line's own value
+    assert first["metadata"] == {"detected_level": "debug"}
+    assert first["task_id"] == "json-1"
+
+
+@pytest.mark.parametrize("direction", ["backward", "forward"])
+def test_the_limit_case_pages_on_with_the_exclusive_end(direction: str) -> None:
+    with FakeLoki(limit_entries()) as fake:
+        fetched = make_source(fake.url).window_logs(
+            LIMIT_QUERY, *PUSH_WINDOW, page_size=100, direction=direction
+        )
+        requests = range_requests(fake)
+    frame, coverage = fetched.frame, fetched.coverage
+    chunks = [json.loads(line)["msg"][-3:] for line in frame["line"]]
+    assert chunks == [f"{n:03d}" for n in range(120)]
+    assert (coverage.items, coverage.partial, coverage.gaps) == (120, False, ())
+    assert len(requests) == 2
+    if direction == "backward":  # the next page ends just after the oldest line read
+        assert requests[1].param("end") == str(NEXT_PAGE_END + 1)
+    else:
+        assert requests[1].param("start") == str(frame["timestamp_ns"].iloc[99])
+
+
+@pytest.mark.parametrize(
+    ("cap", "direction", "kept", "unread"),
+    [
+        (100, "forward", range(100), 20),
+        (119, "forward", range(119), 1),
+        (100, "backward", range(20, 120), 20),
+    ],
+)
+def test_a_cap_reached_while_more_exist_makes_the_read_partial(
+    cap: int, direction: str, kept: range, unread: int
+) -> None:
+    with FakeLoki(limit_entries()) as fake:
+        fetched = make_source(fake.url).window_logs(
+            LIMIT_QUERY, *PUSH_WINDOW, cap=cap, page_size=100, direction=direction
+        )
+    frame, coverage = fetched.frame, fetched.coverage
+    assert [json.loads(line)["msg"][-3:] for line in frame["line"]] == [f"{n:03d}" for n in kept]
+    assert coverage.partial and not coverage.matched_nothing
+    (gap,) = coverage.gaps
+    assert (gap.kind, gap.count) == ("cut_by_limit", unread)
+    assert gap.detail.startswith(f"partial: {cap} lines read, more exist (cap of {cap}")
+    stamps = frame["timestamp_ns"]
+    edge = pd.Timestamp(
+        stamps.max() if direction == "forward" else stamps.min(), unit="ns", tz="UTC"
+    )
+    assert edge in coverage.covered and coverage.covered != coverage.requested
+    assert verdict_on(Verdict.PASS, [coverage]) == (Verdict.INCONCLUSIVE, [coverage.headline()])
+
+
+def test_a_cap_the_window_does_not_reach_leaves_the_read_complete() -> None:
+    with FakeLoki(limit_entries()) as fake:
+        fetched = make_source(fake.url).window_logs(
+            LIMIT_QUERY, *PUSH_WINDOW, cap=120, page_size=100
+        )
+    assert (fetched.coverage.items, fetched.coverage.partial, fetched.coverage.gaps) == (
+        120,
+        False,
+        (),
+    )
+    assert verdict_on(Verdict.PASS, [fetched.coverage])[0] is Verdict.PASS
+
+
+def test_a_selector_that_matches_no_stream_is_no_logs_matched() -> None:
+    with FakeLoki(otlp_entries()) as fake:
+        fetched = make_source(fake.url).window_logs('{namespace="daedalus"}', *OTLP_WINDOW)
+    assert fetched.frame.empty and list(fetched.frame.columns) == list(LOG_COLUMNS)
+    coverage = fetched.coverage
+    assert coverage.matched_nothing and not coverage.partial
+    (gap,) = coverage.gaps
+    assert gap.kind == "no_match"
+    assert gap.detail.startswith('no stream matched {namespace="daedalus"} between')
+    assert "no label 'namespace'" in gap.detail
+    assert "k8s_namespace_name, k8s_pod_name, service_name" in gap.detail
+
+
+def test_streams_without_a_line_in_the_window_are_not_a_missing_selector() -> None:
+    query = f'{OTLP_QUERY} |= "no such text"'
+    with FakeLoki(otlp_entries()) as fake:
+        fetched = make_source(fake.url).window_logs(query, *OTLP_WINDOW)
+    assert fetched.frame.empty and fetched.coverage.matched_nothing
+    assert fetched.coverage.gaps == ()
+    assert any(
+        note.startswith(f"3 stream(s) match {OTLP_QUERY}") for note in fetched.coverage.notes
+    )
+
+
+def test_window_logs_keeps_loki_refusals() -> None:
+    with FakeLoki(limit_entries()) as fake, pytest.raises(QueryRejected, match="6000 > 5000"):
+        make_source(fake.url).window_logs(LIMIT_QUERY, *PUSH_WINDOW, page_size=6000)
+    with pytest.raises(ConfigError):
+        make_source("http://127.0.0.1:9").window_logs(LIMIT_QUERY, *PUSH_WINDOW, cap=0)
+
+
+def test_stream_selector_ignores_braces_in_quotes() -> None:
+    assert stream_selector('{app="a}b", x=~`c}`} |= "}"') == '{app="a}b", x=~`c}`}'
+    assert stream_selector('sum(rate({a="b"}[1m]))') == 'sum(rate({a="b"}[1m]))'
+
+
+# -- the release's selector ---------------------------------------------------------------
+
+
+def test_the_release_log_selector_comes_from_the_values_file(tmp_path) -> None:
+    assert log_selector(load_settings()) == '{namespace="daedalus"}'
+    otlp = tmp_path / "otlp.yaml"
+    otlp.write_text("namespace: daedalus\nlogs:\n  namespaceLabel: k8s_namespace_name\n")
+    selector = log_selector(load_settings(otlp))
+    assert selector == '{k8s_namespace_name="daedalus"}'
+    with FakeLoki(otlp_entries()) as fake:
+        assert make_source(fake.url).window_logs(selector, *OTLP_WINDOW).coverage.items == 6
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("logs:\n  namespaceLabel: k8s.namespace.name\n")
+    with pytest.raises(ConfigError, match=r"logs\.namespaceLabel"):
+        load_settings(bad)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "name"),
+    [
+        ("daedalus.task.id", "daedalus_task_id"),
+        ("agent.type", "agent_type"),
+        ("k8s.namespace.name", "k8s_namespace_name"),
+        ("2xx", "key_2xx"),
+        ("_x", "key_x"),
+    ],
+)
+def test_loki_names_of_otlp_attributes(attribute: str, name: str) -> None:
+    assert loki_label_name(attribute) == name
+
+
+def test_an_otlp_text_body_is_a_message_and_a_plain_pushed_line_a_parse_error() -> None:
+    otlp = parse_line("prompt accepted", {"service_name": "a"}, {"severity_text": "INFO"})
+    assert (otlp["msg"], otlp["level"], otlp["parse_error"]) == ("prompt accepted", "INFO", "")
+    pushed = parse_line("prompt accepted", {"detected_level": "unknown"})
+    assert pushed["msg"] == "prompt accepted" and pushed["parse_error"].startswith("not JSON")
+    # an OTLP map body arrives as a JSON line: its fields win, the metadata fills the rest
+    body = parse_line('{"msg": "m", "taskId": "t-1"}', {}, {"trace_id": "A" * 32, "flags": "1"})
+    assert (body["msg"], body["task_id"], body["trace_id"]) == ("m", "t-1", "a" * 32)
+    # merged into the labels (no categorize-labels), the metadata is read from there
+    merged = parse_line("x", {"daedalus_task_id": "t-2", "severity_text": "WARN", "span_id": "F1"})
+    assert (merged["task_id"], merged["level"], merged["span_id"]) == ("t-2", "WARN", "f1")
