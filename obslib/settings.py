@@ -229,7 +229,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
             "value out in full."
         ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({_cut(str(exc), 600)}). Fix the syntax.") from None
+        raise ConfigError(
+            f"{path}: not valid YAML ({_cut(str(exc), 600)}). Fix the syntax."
+        ) from None
     except RecursionError:
         raise ConfigError(f"{path}: nested too deeply to be a values file.") from None
     except (ValueError, OverflowError) as exc:  # e.g. an integer of 5,000 digits, a bad date
