@@ -381,7 +381,10 @@ def _receiver(values: dict[str, Any], origin: str) -> Receiver:
 
 
 def _keda_version(values: dict[str, Any], origin: str) -> tuple[int, int]:
-    raw = values["keda"]["version"].lstrip("v")  # a string: _merge checked the type
+    raw = values["keda"]["version"]
+    if not isinstance(raw, str):
+        raise _wrong_type(origin, "keda.version", TYPE_HINTS["keda.version"], raw)
+    raw = raw.lstrip("v")
     match = _VERSION_RE.match(raw)
     if not match:
         raise ConfigError(f"{origin}: keda.version {excerpt(raw)} must look like 2.14 or 2.14.0.")
@@ -397,6 +400,8 @@ def _keda_version(values: dict[str, Any], origin: str) -> tuple[int, int]:
 def settings_from_values(values: dict[str, Any], origin: str = "values") -> Settings:
     """Build validated :class:`Settings` from a fully merged values mapping."""
     honor = values["keda"]["honorLabels"]
+    if not isinstance(honor, bool):
+        raise _wrong_type(origin, "keda.honorLabels", TYPE_HINTS["keda.honorLabels"], honor)
     for key in ("runbook.baseUrl", "runbook.ticketUrl"):
         url = _text(values, key, origin)
         if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):

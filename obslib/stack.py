@@ -186,13 +186,17 @@ class LocalStack:
     # --- state -------------------------------------------------------------------------------
 
     def _dir_error(self, exc: OSError) -> StackError:
-        where = (
-            f" ({exc.filename})" if exc.filename and str(exc.filename) != str(self.data_dir) else ""
-        )
+        """A StackError for an OSError: naming the data dir, or the file outside it that failed."""
+        name = str(exc.filename) if exc.filename else ""
+        reason = exc.strerror or str(exc)
+        if name and not Path(name).absolute().is_relative_to(self.data_dir):
+            return StackError(
+                f"the local stack in {self.data_dir} could not start: {name}: {reason}"
+            )
+        where = f" ({name})" if name and name != str(self.data_dir) else ""
         return StackError(
-            f"cannot use the stack data directory {self.data_dir}{where}: "
-            f"{exc.strerror or exc}. Point {DIR_ENV} (or `obslib stack --dir`) at a directory "
-            "you can write, or fix this one."
+            f"cannot use the stack data directory {self.data_dir}{where}: {reason}. Point "
+            f"{DIR_ENV} (or `obslib stack --dir`) at a directory you can write, or fix this one."
         )
 
     def _is_ours(self, pid: int) -> bool:
