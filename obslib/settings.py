@@ -8,18 +8,14 @@ short excerpt of the value.
 
 from __future__ import annotations
 
-import codecs
-import copy
 import os
 import re
-import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from obslib.errors import ConfigError
+from obslib.values_file import cut, excerpt, kind, read_values_file
 
 DEFAULTS_PATH = Path(__file__).with_name("values.yaml")
 VALUES_ENV = "OBSLIB_VALUES"
@@ -65,9 +61,6 @@ RECEIVER_CONFIG_RULES: dict[str, tuple[re.Pattern[str], str]] = {
 # Grafana's 40 characters.
 MAX_AGENT_TYPES = 32
 MAX_AGENT_TYPE_LENGTH = 25
-
-MAX_VALUES_BYTES = 1 << 20  # a values file is a few dozen lines; a larger file is a mistake
-EXCERPT_CHARS = 60  # the most of any value an error message quotes
 
 # What a leaf key allows, where "a string" or "a list" alone would not say enough.
 TYPE_HINTS = {
@@ -129,124 +122,6 @@ class Settings:
         return f"{TASK_SUBJECT_PREFIX}{agent_type}"
 
 
-class _AliasRefused(Exception):
-    """An alias in a values file, at ``line`` (1-based)."""
-
-    def __init__(self, anchor: str, line: int) -> None:
-        super().__init__(anchor, line)
-        self.anchor, self.line = anchor, line
-
-
-class _ValuesLoader(yaml.SafeLoader):
-    """The safe loader without aliases.
-
-    A values file has no use for anchors and aliases, and expanding nested aliases is how a
-    few hundred bytes become gigabytes (the "billion laughs" file): refuse them outright.
-    """
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        """Compose the next node, refusing an alias (``*name``, also in ``<<: *name``)."""
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise _AliasRefused(event.anchor or "", event.start_mark.line + 1)
-        return super().compose_node(parent, index)
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = EXCERPT_CHARS
-_REPR.maxlist = _REPR.maxdict = _REPR.maxset = _REPR.maxtuple = 4
-_REPR.maxlevel = 2
-
-
-def excerpt(value: Any) -> str:
-    """A short ``repr`` of ``value`` for an error message, never the whole of a large value."""
-    return _cut(_REPR.repr(value), EXCERPT_CHARS)
-
-
-def _kind(value: Any) -> str:
-    """What a YAML value is, in the words a values file uses."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return f"a YAML {type(value).__name__}"
-
-
-def _decode(raw: bytes, path: Path) -> str:
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise ConfigError(
-            f"{path}: the values file is UTF-16 (or UTF-32) text; a values file must be UTF-8. "
-            "Save it as UTF-8."
-        )
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(
-            f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); a values "
-            "file must be UTF-8 YAML. Save it as UTF-8, or check that this is the file you meant."
-        ) from None
-    if "\0" in text:
-        raise ConfigError(
-            f"{path}: holds NUL bytes, so it is a binary (or UTF-16) file, not YAML; a values "
-            "file must be UTF-8 YAML text."
-        )
-    return text
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_VALUES_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the values file ({exc.strerror or exc}).") from exc
-    if len(raw) > MAX_VALUES_BYTES:
-        raise ConfigError(
-            f"{path}: larger than {MAX_VALUES_BYTES // 1024} KiB, too large for a values file "
-            "(a few dozen lines of settings); check that this is the file you meant."
-        )
-    text = _decode(raw, path)
-    loader = _ValuesLoader(text)
-    loader.name = str(path)  # error marks name the file
-    try:
-        data = loader.get_single_data()
-    except _AliasRefused as exc:
-        raise ConfigError(
-            f"{path}: line {exc.line} uses the alias *{_cut(exc.anchor, 40)}; anchors and "
-            "aliases (also merge keys `<<: *name`) are not allowed in a values file. Write the "
-            "value out in full."
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(
-            f"{path}: not valid YAML ({_cut(str(exc), 600)}). Fix the syntax."
-        ) from None
-    except RecursionError:
-        raise ConfigError(f"{path}: nested too deeply to be a values file.") from None
-    except (ValueError, OverflowError) as exc:  # e.g. an integer of 5,000 digits, a bad date
-        raise ConfigError(
-            f"{path}: a value cannot be read ({_cut(str(exc), 200)}). Quote it to make it a string."
-        ) from None
-    finally:
-        loader.dispose()
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys, not {_kind(data)}.")
-    return data
-
-
 def _allowed(keys: Any) -> str:
     return ", ".join(sorted(keys)) or "(none)"
 
@@ -256,21 +131,19 @@ def _check_key(key: Any, where: str, allowed: Any, origin: str) -> str:
     place = f"under '{where}'" if where else "at the top level"
     if not isinstance(key, str):
         raise ConfigError(
-            f"{origin}: key {excerpt(key)} {place} is {_kind(key)}, not a name. "
+            f"{origin}: key {excerpt(key)} {place} is {kind(key)}, not a name. "
             f"Allowed here: {_allowed(allowed)}."
         )
     path = f"{where}.{key}" if where else key
     if key not in allowed:
         raise ConfigError(
-            f"{origin}: unknown key '{_cut(path, 80)}'. Allowed here: {_allowed(allowed)}."
+            f"{origin}: unknown key '{cut(path, 80)}'. Allowed here: {_allowed(allowed)}."
         )
     return path
 
 
 def _wrong_type(origin: str, path: str, allowed: str, value: Any) -> ConfigError:
-    return ConfigError(
-        f"{origin}: '{path}' must be {allowed}, got {_kind(value)} {excerpt(value)}."
-    )
+    return ConfigError(f"{origin}: '{path}' must be {allowed}, got {kind(value)} {excerpt(value)}.")
 
 
 def _check_type(path: str, value: Any, default: Any, origin: str) -> None:
@@ -321,7 +194,7 @@ def validate_agent_types(agent_types: Any, origin: str = "values") -> tuple[str,
     if not isinstance(agent_types, list) or not agent_types:
         raise ConfigError(
             f"{origin}: 'agentTypes' must be a non-empty list of agent type names, got "
-            f"{_kind(agent_types)} {excerpt(agent_types)}."
+            f"{kind(agent_types)} {excerpt(agent_types)}."
         )
     if len(agent_types) > MAX_AGENT_TYPES:
         raise ConfigError(
@@ -430,12 +303,12 @@ def settings_from_values(values: dict[str, Any], origin: str = "values") -> Sett
 
 def load_values(path: str | os.PathLike[str] | None = None) -> tuple[dict[str, Any], str]:
     """Return the merged values mapping and a name for where it came from."""
-    values = _read_yaml(DEFAULTS_PATH)
+    values = read_values_file(DEFAULTS_PATH)
     chosen = path if path is not None else os.environ.get(VALUES_ENV) or None
     if chosen is None:
         return values, "defaults"
     override_path = Path(chosen)
-    _merge(values, copy.deepcopy(_read_yaml(override_path)), "", str(override_path))
+    _merge(values, read_values_file(override_path), "", str(override_path))
     return values, str(override_path)
 
 
