@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from obslib.errors import ObslibError
@@ -250,12 +252,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _values_exported(args: argparse.Namespace) -> Iterator[None]:
+    """Make ``--values`` (or ``$OBSLIB_VALUES``) an absolute path in ``$OBSLIB_VALUES``.
+
+    Notebook kernels run in another directory and read only the environment: exporting the
+    resolved file is what makes ``--values FILE`` and ``OBSLIB_VALUES=FILE`` act the same there.
+    """
+    from obslib.settings import VALUES_ENV
+
+    chosen = args.values or os.environ.get(VALUES_ENV)
+    if not chosen:
+        yield
+        return
+    before = os.environ.get(VALUES_ENV)
+    args.values = os.environ[VALUES_ENV] = str(Path(chosen).absolute())
+    try:
+        yield
+    finally:  # main() may be called in-process (tests): leave the environment as it was
+        if before is None:
+            os.environ.pop(VALUES_ENV, None)
+        else:
+            os.environ[VALUES_ENV] = before
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``obslib`` console command."""
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
-        return handler(args)
+        with _values_exported(args):
+            return handler(args)
     except ObslibError as exc:
         print(f"obslib {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -7,6 +7,11 @@ Everything lives in one data directory (``$OBSLIB_STACK_DIR``, default ``.obslib
     prometheus.pid    the running server's pid (it runs in its own process group)
     prometheus.log    the server's output, appended across starts
     history/          what the history function wrote, less the OpenMetrics once backfilled
+    stack.lock        held (flock) by whichever ``up`` or ``down`` runs: one at a time per dir
+
+A pid counts as the stack's only while its command line is this directory's Prometheus (the
+``prometheus`` binary with this config file and TSDB); any other process under that pid, a
+kernel thread included, is never taken for it nor signalled.
 
 The port is ``$OBSLIB_STACK_PORT`` (default 19090, clear of the 9090 a system Prometheus
 holds). The history is old data, so retention is set far beyond any history's age.
@@ -15,6 +20,7 @@ holds). The history is old data, so retention is set far beyond any history's ag
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import re
@@ -24,7 +30,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +52,7 @@ SCRAPE_INTERVAL = "15s"
 RETENTION = "3650d"  # backfilled history is old; a short retention would delete it at once
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
+LOCK_TIMEOUT_S = 300.0  # longer than any up (backfill, then READY_TIMEOUT_S) takes
 LOG_TAIL_LINES = 15
 
 _TARGET_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
@@ -151,7 +158,7 @@ class LocalStack:
         scrape_targets: list[str] | None = None,
     ) -> None:
         chosen = data_dir or Path(os.environ.get(DIR_ENV, "").strip() or DEFAULT_DIR)
-        self.data_dir = Path(chosen).absolute()
+        self.data_dir = Path(chosen).expanduser().absolute()
         self.port = _port_from_env() if port is None else port
         if not 0 < self.port < 65536:
             raise ConfigError(f"stack port must be between 1 and 65535, got {self.port}")
@@ -164,6 +171,7 @@ class LocalStack:
         self.tsdb_dir = self.data_dir / "tsdb"
         self.pid_path = self.data_dir / "prometheus.pid"
         self.log_path = self.data_dir / "prometheus.log"
+        self.lock_path = self.data_dir / "stack.lock"
 
     @property
     def history_dir(self) -> Path:
@@ -177,26 +185,114 @@ class LocalStack:
 
     # --- state -------------------------------------------------------------------------------
 
+    def _dir_error(self, exc: OSError) -> StackError:
+        """A StackError for an OSError: naming the data dir, or the file outside it that failed."""
+        name = str(exc.filename) if exc.filename else ""
+        reason = exc.strerror or str(exc)
+        if name and not Path(name).absolute().is_relative_to(self.data_dir):
+            return StackError(
+                f"the local stack in {self.data_dir} could not start: {name}: {reason}"
+            )
+        where = f" ({name})" if name and name != str(self.data_dir) else ""
+        return StackError(
+            f"cannot use the stack data directory {self.data_dir}{where}: {reason}. Point "
+            f"{DIR_ENV} (or `obslib stack --dir`) at a directory you can write, or fix this one."
+        )
+
+    def _is_ours(self, pid: int) -> bool:
+        """Whether ``pid`` is this data dir's Prometheus (a live one, judged by its command line).
+
+        A reused pid, a kernel thread or a process still being exec'd (empty command line) is
+        not: counting it would report a stack that is not there and signal a stranger on down.
+        """
+        if not _alive(pid):
+            return False
+        args = _cmdline(pid)
+        return (
+            bool(args)
+            and Path(args[0]).name == "prometheus"
+            and f"--config.file={self.config_path}" in args
+            and f"--storage.tsdb.path={self.tsdb_dir}" in args
+        )
+
+    def _find_ours(self) -> int | None:
+        """This data dir's Prometheus found among all processes (one whose pid file was lost)."""
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and self._is_ours(int(entry.name)):
+                return int(entry.name)
+        return None
+
     def _live_pid(self, clean_stale: bool) -> int | None:
-        """The pid of this data dir's running Prometheus; a stale pid file is removed if asked."""
+        """The pid of this data dir's running Prometheus.
+
+        With ``clean_stale`` (only under the lock) a pid file naming anything else is removed,
+        and a server of ours running without a pid file is adopted into a new one.
+        """
         try:
             text = self.pid_path.read_text().strip()
         except FileNotFoundError:
-            return None
-        pid = int(text) if text.isdigit() else None
-        if pid and _alive(pid):
-            args = _cmdline(pid)
-            # The pid may have been reused by an unrelated process: it must be ours.
-            if not args or f"--config.file={self.config_path}" in args:
-                return pid
-        if clean_stale:
+            text = None
+        except OSError as exc:
+            raise self._dir_error(exc) from exc
+        if text is not None and text.isdigit() and self._is_ours(int(text)):
+            return int(text)
+        found = self._find_ours()
+        if clean_stale and text is not None and found is None:
             self.pid_path.unlink(missing_ok=True)
             log.warning(
-                "removed stale pid file %s (process %s no longer runs this stack)",
+                "removed stale pid file %s (process %s does not run this stack)",
                 self.pid_path,
                 text or "?",
             )
-        return None
+        if clean_stale and found is not None:
+            self.pid_path.write_text(f"{found}\n")
+            log.warning(
+                "found this stack's prometheus (pid %d) without a pid file; adopted it", found
+            )
+        return found
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the data dir's lock, so one ``up`` or ``down`` runs at a time, across processes.
+
+        Raises:
+            StackError: the directory is unusable, or another process held the lock too long.
+        """
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise self._dir_error(exc) from exc
+        try:
+            self._acquire(fd)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # who holds it, for a waiter's message
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _acquire(self, fd: int) -> None:
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            except OSError as exc:  # e.g. a filesystem without flock
+                raise self._dir_error(exc) from exc
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"another obslib process (pid {holder}) has held {self.lock_path} for over "
+                    f"{LOCK_TIMEOUT_S:g} s while starting or stopping the stack; wait for it to "
+                    "finish, or stop it, then run again"
+                )
+            if not told:
+                log.warning("waiting for pid %s, which is starting or stopping this stack", holder)
+                told = True
+            time.sleep(0.2)
 
     def _port_of(self, pid: int) -> int:
         for arg in _cmdline(pid):
@@ -265,9 +361,17 @@ class LocalStack:
             ready_timeout_s: how long to wait for ``/-/ready``.
 
         Raises:
-            StackError: the port is taken, backfilling failed, or Prometheus did not start.
+            StackError: the port is taken, the data dir is unusable, backfilling failed, or
+                Prometheus did not start.
         """
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            try:
+                self._up(history, ready_timeout_s)
+            except OSError as exc:
+                raise self._dir_error(exc) from exc
+        return self.status()
+
+    def _up(self, history: Callable[[Path], Path] | None, ready_timeout_s: float) -> None:
         pid = self._live_pid(clean_stale=True)
         if pid is not None:
             port = self._port_of(pid)
@@ -280,7 +384,7 @@ class LocalStack:
                     self.port,
                 )
             self._wait_ready(pid, port, ready_timeout_s, started_here=False, log_from=0)
-            return self.status()
+            return
         if _port_taken(self.port):
             raise StackError(
                 f"port {self.port} on 127.0.0.1 is already in use by another program; "
@@ -298,7 +402,6 @@ class LocalStack:
         log_from = self.log_path.stat().st_size if self.log_path.exists() else 0
         pid = self._spawn()
         self._wait_ready(pid, self.port, ready_timeout_s, started_here=True, log_from=log_from)
-        return self.status()
 
     def _backfill(self, history: Callable[[Path], Path]) -> None:
         """Backfill ``history``'s OpenMetrics into a staging dir, then move the blocks in.
@@ -415,7 +518,7 @@ class LocalStack:
                 return
             time.sleep(0.2)
         if started_here:
-            self.down()
+            self._stop(STOP_TIMEOUT_S)
         raise StackError(
             f"prometheus at http://127.0.0.1:{port} was not ready after {timeout_s:g} s; "
             f"the end of {self.log_path}:\n{self._log_tail(log_from)}"
@@ -426,7 +529,20 @@ class LocalStack:
 
         Returns:
             Whether a running Prometheus was stopped.
+
+        Raises:
+            StackError: the data dir is unusable, or the server survived SIGKILL.
         """
+        try:
+            os.stat(self.data_dir)
+        except FileNotFoundError:
+            return False  # never started here; do not create the directory just to say so
+        except OSError as exc:
+            raise self._dir_error(exc) from exc
+        with self._locked():
+            return self._stop(timeout_s)
+
+    def _stop(self, timeout_s: float) -> bool:
         pid = self._live_pid(clean_stale=True)
         if pid is None:
             return False

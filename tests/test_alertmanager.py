@@ -5,6 +5,7 @@ import yaml
 
 from obslib.catalogue import build_catalogue
 from obslib.emit.alertmanager import render_alertmanager_config
+from obslib.errors import ConfigError
 from obslib.settings import load_settings
 
 # The receiver fields the AlertmanagerConfig CRD (v1alpha1) has, per exporters.md section 4.
@@ -72,3 +73,12 @@ def test_every_alert_carries_the_namespace_the_amc_route_matches(catalogue, repo
         for rule in group["rules"]:
             assert rule["labels"]["namespace"] == amc["metadata"]["namespace"]
             assert rule["labels"]["daedalus_component"]
+
+
+@pytest.mark.parametrize(
+    "config",
+    ["{secretName: {a: 1}}", "{secretName: [mm]}", "{secretKey: 7}", "{channel: {a: 1}}"],
+)
+def test_a_secret_reference_of_the_wrong_type_never_reaches_the_amc(tmp_path, config):
+    with pytest.raises(ConfigError, match=r"'alerting\.receiver\.config\.\w+' must be"):
+        amc_for(tmp_path, f"alerting:\n  receiver:\n    type: mattermost\n    config: {config}\n")

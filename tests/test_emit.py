@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from obslib.catalogue import build_catalogue
+from obslib.cli import main
 from obslib.emit import check, emit, render_artifacts
 from obslib.errors import EmitError
 from obslib.settings import load_settings
@@ -84,7 +85,7 @@ def test_failed_write_leaves_old_files_intact(tree, catalogue, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", flaky_replace)
-    with pytest.raises(OSError):
+    with pytest.raises(EmitError, match="disk full; nothing was changed"):
         emit(build_catalogue(other.settings), tree)
     monkeypatch.setattr(os, "replace", real_replace)
     after = {p: p.read_bytes() for p in tree.rglob("*") if p.is_file()}
@@ -134,6 +135,61 @@ def test_a_rename_failing_midway_rolls_back_the_earlier_ones(tree, catalogue, mo
         return real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", fail_third)
-    with pytest.raises(OSError):
+    with pytest.raises(EmitError, match="nothing was changed"):
         emit(build_catalogue(other.settings), tree)
     assert {p: p.read_bytes() for p in tree.rglob("*") if p.is_file()} == before
+
+
+def snapshot(tree):
+    return {p: p.read_bytes() for p in tree.rglob("*") if p.is_file()}
+
+
+def aliases(levels: int) -> str:
+    parts = ["&a0 [x, x, x, x, x, x, x, x, x]"]
+    parts += [f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "[" + ", ".join(parts) + "]"
+
+
+PAGERDUTY = "alerting:\n  receiver:\n    type: pagerduty\n    config: "
+# Values files that must be refused with a ConfigError, leaving the committed tree as it was.
+BAD_VALUES = {
+    "not-utf8": b"namespace: caf\xe9\n",
+    "utf-16": "namespace: agents\n".encode("utf-16"),
+    "binary": bytes(range(256)),
+    "receiver-type-list": b"alerting:\n  receiver:\n    type: [pagerduty]\n",
+    "non-string-key": f"{PAGERDUTY}{{1: x}}\n".encode(),
+    "long-agent-type": f"agentTypes: [copilot, {'a' * 5000}]\n".encode(),
+    "alias-bomb": f"{PAGERDUTY}{{secretName: {aliases(6)}}}\n".encode(),
+    "secret-name-mapping": f"{PAGERDUTY}{{secretName: {{a: 1}}}}\n".encode(),
+    "1000-agent-types": f"agentTypes: [{', '.join(f't{i}' for i in range(1000))}]\n".encode(),
+}
+
+
+@pytest.mark.parametrize("name", BAD_VALUES)
+def test_a_refused_values_file_leaves_the_committed_files_intact(
+    tree, tmp_path_factory, name, capsys
+):
+    before = snapshot(tree)
+    values = tmp_path_factory.mktemp("values") / f"{name}.yaml"
+    values.write_bytes(BAD_VALUES[name])
+    assert main(["--values", str(values), "emit", "--root", str(tree)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"obslib emit: {values}: ")
+    assert len(err) < 600
+    assert snapshot(tree) == before
+
+
+def test_an_unwritable_root_is_an_emit_error_naming_it(tmp_path, capsys):
+    root = tmp_path / "not-a-directory"
+    root.write_text("a file where the repository should be\n")
+    assert main(["emit", "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write the artifacts under {root}" in err and "nothing was changed" in err
+    assert root.read_text() == "a file where the repository should be\n"
+
+
+def test_a_committed_file_that_is_not_utf8_is_drift_not_a_crash(tree, catalogue):
+    (tree / "runbooks/runbook.md").write_bytes(b"\xff\xfe broken\n")
+    assert check(catalogue, tree).changed == ("runbooks/runbook.md",)
+    assert emit(catalogue, tree) == ["runbooks/runbook.md"]
+    assert not check(catalogue, tree)

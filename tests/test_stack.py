@@ -6,10 +6,12 @@ test ends, whether it passed or not.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -254,3 +256,233 @@ def test_defaults_come_from_the_environment(tmp_path, monkeypatch):
     assert (stack.data_dir, stack.port) == (tmp_path / ".obslib" / "stack", 19090)
     monkeypatch.chdir(REPO)
     assert default_rule_files() == [(REPO / RULE_FILE).absolute()]
+
+
+# --- concurrency, pid ownership, unusable data dirs ------------------------------------------
+
+# One `up` in its own process: waits for the start signal, counts its backfills in a shared file.
+RACER = """
+import json, os, shutil, sys, time
+from pathlib import Path
+from obslib.stack import LocalStack
+
+data_dir, port, rules, source, calls, go, hold = sys.argv[1:]
+
+def history(work_dir):
+    with open(calls, "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    time.sleep(float(hold))  # a longer history, so another process comes while this one runs
+    return Path(shutil.copytree(source, work_dir / "openmetrics"))
+
+while not os.path.exists(go):
+    time.sleep(0.005)
+status = LocalStack(Path(data_dir), int(port), rule_files=[Path(rules)]).up(history=history)
+print(json.dumps({"pid": status.pid, "ready": status.ready, "url": status.url}))
+"""
+
+
+def prometheus_pids(stack: LocalStack) -> list[int]:
+    """Every live Prometheus process serving ``stack``'s TSDB, found by command line."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"--storage.tsdb.path={stack.tsdb_dir}".encode() in args and process_exists(
+            int(entry.name)
+        ):
+            found.append(int(entry.name))
+    return found
+
+
+def test_two_concurrent_ups_on_a_fresh_dir_start_one_server_and_backfill_once(tmp_path, stacks):
+    port = free_port()
+    stack = stacks(tmp_path / "stack", port)  # stopped by the fixture whatever happens
+    source = tmp_path / "om"
+    source.mkdir()
+    write_day(source / "day-1.om", DAY_ONE)
+    write_day(source / "day-2.om", DAY_ONE + 86400)
+    calls, go = tmp_path / "calls", tmp_path / "go"
+    argv = [stack.data_dir, port, REPO / RULE_FILE, source, calls, go, 0]
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, *map(str, argv)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        time.sleep(1.5)  # both have imported obslib and wait for the signal
+        go.touch()
+        outputs = [racer.communicate(timeout=120) for racer in racers]
+    finally:
+        for racer in racers:
+            if racer.poll() is None:
+                racer.kill()
+                racer.wait()
+    for racer, (_, err) in zip(racers, outputs, strict=True):
+        assert racer.returncode == 0, err[-3000:]
+        assert "Traceback" not in err
+    reports = [json.loads(out) for out, _ in outputs]
+    assert all(r["ready"] and r["url"] == f"http://127.0.0.1:{port}" for r in reports)
+    [server] = {r["pid"] for r in reports}  # both report the same server...
+    assert prometheus_pids(stack) == [server]  # ...which is the only one
+    assert stack.pid_path.read_text() == f"{server}\n"
+    assert len(calls.read_text().splitlines()) == 1  # one backfill
+    assert list(stack.data_dir.glob("tsdb-backfill-*")) == []
+    status = stack.status()
+    assert (status.running, status.ready, status.pid) == (True, True, server)
+    [sample] = instant(status.url, "stack_test_value", DAY_ONE + 86400 + 7200)
+    assert float(sample["value"][1]) == value_at(DAY_ONE + 86400 + 7200)
+    assert stack.down() is True
+    assert prometheus_pids(stack) == [] and not stack.pid_path.exists()
+
+
+def test_down_during_an_up_waits_for_it_and_then_stops_the_server(tmp_path, stacks):
+    port = free_port()
+    stack = stacks(tmp_path / "stack", port)
+    source = tmp_path / "om"
+    source.mkdir()
+    write_day(source / "day-1.om", DAY_ONE)
+    calls, go = tmp_path / "calls", tmp_path / "go"
+    go.touch()
+    racer = subprocess.Popen(
+        [sys.executable, "-c", RACER, *map(str, [stack.data_dir, port, REPO / RULE_FILE, source,
+                                                 calls, go, 1.0])],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not calls.exists() and time.monotonic() < deadline:  # the up is backfilling
+            time.sleep(0.01)
+        assert calls.exists()
+        assert stack.down() is True  # waited for the up, then stopped what it started
+        _, err = racer.communicate(timeout=60)
+    finally:
+        if racer.poll() is None:
+            racer.kill()
+            racer.wait()
+    assert racer.returncode == 0, err[-3000:]
+    assert prometheus_pids(stack) == []
+    assert not stack.pid_path.exists()
+    assert stack.status().running is False
+
+
+EMPTY_ARGV = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+argv = (ctypes.c_char_p * 1)(None)
+libc.execve(b"/bin/cat", argv, argv)  # cat reading its stdin, with no command line at all
+raise SystemExit(f"execve failed: errno {ctypes.get_errno()}")
+"""
+
+
+@pytest.fixture(params=["kernel-thread", "empty-argv"])
+def nameless_pid(request):
+    """A live process whose /proc/<pid>/cmdline is empty."""
+    if request.param == "kernel-thread":
+        kthreadd = Path("/proc/2")
+        if not (kthreadd / "comm").exists() or (kthreadd / "comm").read_text() != "kthreadd\n":
+            pytest.skip("no kernel thread visible in this pid namespace")
+        yield 2
+        return
+    # stdout to /dev/null: cat copies its stdin, which stays an empty pipe until we close it
+    proc = subprocess.Popen(
+        [sys.executable, "-c", EMPTY_ARGV],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        comm = Path(f"/proc/{proc.pid}/comm")
+        while comm.read_text() != "cat\n" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert comm.read_text() == "cat\n"
+        yield proc.pid
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)
+
+
+def test_a_pid_file_naming_a_process_without_command_line_is_not_the_stack(
+    tmp_path, stacks, nameless_pid
+):
+    assert Path(f"/proc/{nameless_pid}/cmdline").read_bytes().strip(b"\0") == b""
+    stack = stacks(tmp_path / "stack", free_port())
+    stack.data_dir.mkdir(parents=True)
+    stack.pid_path.write_text(f"{nameless_pid}\n")
+    status = stack.status()
+    assert (status.running, status.pid) == (False, None)
+    assert stack.down() is False
+    assert process_exists(nameless_pid)  # never signalled
+    assert not stack.pid_path.exists()
+    stack.pid_path.write_text(f"{nameless_pid}\n")
+    started = stack.up(history=lambda work: write_day(work / "h.om", DAY_ONE))
+    assert started.ready and started.pid != nameless_pid
+    assert stack.pid_path.read_text() == f"{started.pid}\n"
+
+
+def test_a_running_server_that_lost_its_pid_file_is_found_and_stopped(tmp_path, stacks):
+    port = free_port()
+    stack = stacks(tmp_path / "stack", port)
+    first = stack.up(history=lambda work: write_day(work / "h.om", DAY_ONE))
+    stack.pid_path.unlink()  # what the old race left behind: a server nobody knew about
+    status = stack.status()
+    assert (status.running, status.ready, status.pid) == (True, True, first.pid)
+    assert stack.up().pid == first.pid  # reused, not "port in use"
+    assert stack.pid_path.read_text() == f"{first.pid}\n"
+    stack.pid_path.unlink()
+    assert stack.down() is True
+    assert not process_exists(first.pid)
+
+
+def a_file(tmp_path: Path) -> Path:
+    path = tmp_path / "a-file"
+    path.write_text("not a directory\n")
+    return path
+
+
+UNUSABLE_DIRS = {
+    "is-a-file": a_file,
+    "under-a-file": lambda tmp_path: a_file(tmp_path) / "stack",
+    "read-only": lambda tmp_path: Path("/sys/kernel/obslib-test-stack"),  # even root cannot
+    "name-too-long": lambda tmp_path: tmp_path / ("x" * 300),
+}
+
+
+@pytest.mark.parametrize("how", ["--dir", "OBSLIB_STACK_DIR"])
+@pytest.mark.parametrize("action", ["up", "down", "status"])
+@pytest.mark.parametrize("case", UNUSABLE_DIRS)
+def test_an_unusable_data_dir_is_a_stack_error_naming_it(
+    tmp_path, monkeypatch, capsys, case, action, how
+):
+    data_dir = UNUSABLE_DIRS[case](tmp_path)
+    expected = 2
+    if case == "read-only" and action != "up":  # nothing is there, so nothing runs
+        expected = {"down": 0, "status": 1}[action]
+    monkeypatch.chdir(REPO)
+    argv = ["stack", action, "--port", str(free_port())]
+    if how == "--dir":
+        argv += ["--dir", str(data_dir)]
+    else:
+        monkeypatch.setenv("OBSLIB_STACK_DIR", str(data_dir))
+    assert main(argv) == expected
+    err = capsys.readouterr().err
+    if expected == 2:
+        assert err.startswith(f"obslib stack: cannot use the stack data directory {data_dir}")
+        assert "OBSLIB_STACK_DIR" in err and "--dir" in err
+    else:
+        assert err == ""
+
+
+def test_a_pid_path_that_is_a_directory_is_a_stack_error(tmp_path, capsys):
+    (tmp_path / "prometheus.pid").mkdir()
+    assert main(["stack", "status", "--dir", str(tmp_path)]) == 2
+    assert "cannot use the stack data directory" in capsys.readouterr().err

@@ -74,6 +74,14 @@ class Drift:
         return "\n".join(lines)
 
 
+def _read_or_none(path: Path) -> str | None:
+    """The text of ``path``, or None when it is not UTF-8 (so it differs from any render)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def check(c: Catalogue, root: Path) -> Drift:
     """Compare the artifacts under ``root`` with what ``c`` renders."""
     files = render_artifacts(c)
@@ -82,7 +90,7 @@ def check(c: Catalogue, root: Path) -> Drift:
         path = root / rel
         if not path.exists():
             missing.append(rel)
-        elif path.read_text(encoding="utf-8") != text:
+        elif _read_or_none(path) != text:
             changed.append(rel)
     stale = sorted(_owned_files(root) - set(files))
     return Drift(tuple(changed), tuple(missing), tuple(stale))
@@ -95,7 +103,14 @@ def emit(c: Catalogue, root: Path) -> list[str]:
         raise EmitError("lint failed, nothing written:\n" + "\n".join(problems))
     drift = check(c, root)
     files = render_artifacts(c)
-    write_all_atomic(root, files)
+    try:
+        write_all_atomic(root, files)
+    except OSError as exc:  # write_all_atomic has put every earlier file back
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise EmitError(
+            f"cannot write the artifacts under {root}{where}: {exc.strerror or exc}; nothing "
+            "was changed. Check that the directory is writable and has space, then run again."
+        ) from exc
     for rel in drift.stale:
         (root / rel).unlink()
     return [*drift.changed, *drift.missing, *drift.stale]
