@@ -147,7 +147,7 @@ def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
 
 
 ALL_KEYS = (
-    "agentTypes, alerting, grafana, keda, kubePrometheusStack, namespace, orchestrator, "
+    "agentTypes, alerting, grafana, keda, kubePrometheusStack, logs, namespace, orchestrator, "
     "otelCollector, runbook, workers"
 )
 
@@ -316,7 +316,7 @@ def test_every_key_is_type_checked(tmp_path, key, value):
 
 
 def test_every_default_key_is_covered():
-    assert len(DEFAULT_KEYS) == 23
+    assert len(DEFAULT_KEYS) == 25  # logs and logs.namespaceLabel among them
     assert {"alerting.receiver.config", "keda.version", "agentTypes"} <= set(DEFAULT_KEYS)
 
 
