@@ -1,29 +1,80 @@
-"""One HTTP client for every backend: credentials, bounded retries, errors that say what failed.
+"""One HTTP client for every backend: credentials, a deadline, bounded retries, clear errors.
 
-Transport failures, timeouts and 502/503/504 are retried with exponential backoff, then raised
-as ``BackendUnavailable``. 400 and 422 are the server refusing the query (``QueryRejected``,
-carrying the server's own text); 404 is ``NotFound``; 401/403 name the credential variables.
+Every request of every source goes through :class:`HttpClient`, so these rules hold for all:
+
+- **A deadline per call.** The endpoint's ``timeout`` (``OBSLIB_<NAME>_TIMEOUT``) bounds the
+  whole call in wall-clock time: connecting, waiting, reading the body, every retry and every
+  backoff pause. The body is streamed and each socket read may only wait for the time left,
+  so a backend that trickles its answer a byte at a time is cut off at the deadline like one
+  that never answers. A retry starts only if the time left allows it, and a call that ran out
+  of time is not retried. Running out of time raises :class:`~obslib.errors.BackendTimeout`,
+  naming the setting to raise.
+- **Retries** after transport failures and 502/503/504, with exponential backoff, then
+  ``BackendUnavailable``.
+- **The server's own words.** 400 and 422 are the server refusing the query (``QueryRejected``);
+  404 is ``NotFound``; 401/403 name the credential variables. Each carries the server's message:
+  ``errorType: error`` of a Prometheus-style JSON envelope, the text of a plain body (Loki,
+  Tempo). A 200 whose envelope says ``"status": "error"`` is an error too.
+- **No credential in any message.** Server text is scrubbed of every encoding of the
+  endpoint's credential before it goes into an error (a backend may echo request headers).
 """
 
 from __future__ import annotations
 
 import json
 import time
+import zlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+import urllib3.exceptions
 
-from obslib.errors import BackendUnavailable, MalformedResponse, NotFound, QueryRejected
+from obslib.errors import (
+    BackendTimeout,
+    BackendUnavailable,
+    MalformedResponse,
+    NotFound,
+    QueryRejected,
+    SourceError,
+)
 from obslib.sources.endpoint import Endpoint
 
 RETRY_STATUSES = {502, 503, 504}
 MAX_DETAIL_CHARS = 500
+READ_CHUNK_BYTES = 64 * 1024
+# Error types of the Prometheus API envelope (also Loki's) that are not the query's fault.
+_UNAVAILABLE_TYPES = {"timeout", "canceled", "internal", "unavailable"}
 
 
-def server_message(response: requests.Response) -> str:
+@dataclass(frozen=True)
+class Answer:
+    """A complete HTTP answer: status, headers and the whole (decoded) body."""
+
+    status: int
+    url: str
+    headers: Mapping[str, str] = field(repr=False)
+    body: bytes = field(repr=False)
+
+    @property
+    def text(self) -> str:
+        """The body as text (the charset the answer names, else UTF-8)."""
+        content_type = self.headers.get("Content-Type", "")
+        charset = content_type.partition("charset=")[2].split(";")[0].strip() or "utf-8"
+        try:
+            return self.body.decode(charset, "replace")
+        except LookupError:
+            return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body decoded as JSON (raises ``ValueError`` if it is not JSON)."""
+        return json.loads(self.body)
+
+
+def server_message(answer: Answer) -> str:
     """The server's explanation of a failed request: the JSON ``error`` field, or the body text."""
-    text = response.text.strip()
+    text = answer.text.strip()
     try:
         body = json.loads(text)
     except ValueError:
@@ -31,11 +82,43 @@ def server_message(response: requests.Response) -> str:
     if isinstance(body, dict) and body.get("error"):
         kind = body.get("errorType")
         return f"{kind}: {body['error']}" if kind else str(body["error"])
-    return text[:MAX_DETAIL_CHARS] or f"HTTP {response.status_code} with an empty body"
+    return text[:MAX_DETAIL_CHARS] or f"HTTP {answer.status} with an empty body"
+
+
+class _OutOfTime(Exception):
+    """The deadline passed while waiting for, or reading, an answer."""
+
+    def __init__(self, received: int) -> None:
+        super().__init__(received)
+        self.received = received
+
+
+def _decoded(body: bytes, encoding: str) -> bytes:
+    """``body`` without its ``Content-Encoding`` (we only ever ask for gzip or deflate)."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompress(body, wbits=zlib.MAX_WBITS | 16)
+    if encoding == "deflate":
+        try:
+            return zlib.decompress(body)
+        except zlib.error:  # some servers send raw deflate without the zlib header
+            return zlib.decompress(body, wbits=-zlib.MAX_WBITS)
+    raise ValueError(f"unsupported Content-Encoding {encoding!r}")
 
 
 class HttpClient:
-    """Requests against one :class:`Endpoint`; inject ``session`` to reuse connections or in tests."""
+    """Requests against one :class:`Endpoint`; inject ``session`` to reuse connections or in tests.
+
+    Args:
+        endpoint: where the backend is, its credential and its timeout (the call's deadline).
+        session: a requests session (default a new one).
+        retries: retries after a transport failure or 502/503/504, within the deadline.
+        backoff_s: the first pause between attempts; it doubles after each retry.
+        sleep: how to pause (tests record the pauses instead).
+        clock: a monotonic clock in seconds (the deadline is measured on it).
+    """
 
     def __init__(
         self,
@@ -44,16 +127,25 @@ class HttpClient:
         retries: int = 3,
         backoff_s: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.endpoint = endpoint
         self.session = session or requests.Session()
         self.retries = retries
         self.backoff_s = backoff_s
         self._sleep = sleep
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"HttpClient({self.endpoint!r}, retries={self.retries})"
 
     def url(self, path: str) -> str:
         """Absolute URL of ``path`` on this endpoint."""
         return f"{self.endpoint.url}/{path.lstrip('/')}"
+
+    def scrub(self, text: str) -> str:
+        """``text`` without any encoding of this endpoint's credential."""
+        return self.endpoint.scrub(text)
 
     def request(
         self,
@@ -65,83 +157,179 @@ class HttpClient:
         json_body: Any = None,
         query: str = "",
         accept: str | None = None,
-    ) -> requests.Response:
-        """Send a request; return the 2xx response or raise the matching ``SourceError``.
+    ) -> Answer:
+        """Send a request; return the 2xx answer or raise the matching ``SourceError``.
 
         ``data`` is sent as a form, ``json_body`` as JSON (with its content type).
+
+        Raises:
+            BackendTimeout: no complete answer within the endpoint's timeout.
+            BackendUnavailable: unreachable, or 5xx after the retries.
+            QueryRejected: 400 or 422. NotFound: 404.
         """
         url = self.url(path)
-        headers = dict(self.endpoint.headers)
+        headers = self.endpoint.request_headers()
+        headers["Accept-Encoding"] = "gzip, deflate"  # what _decoded can undo
         if accept:
             headers["Accept"] = accept
-        backend = self.endpoint.backend
+        timeout = self.endpoint.timeout
+        deadline = self._clock() + timeout
         last = ""
+        attempts = 0
         for attempt in range(self.retries + 1):
             if attempt:
-                self._sleep(self.backoff_s * 2 ** (attempt - 1))
+                pause = self.backoff_s * 2 ** (attempt - 1)
+                if self._clock() + pause >= deadline:
+                    last += f"; no time left for a retry within the {timeout:g} s deadline"
+                    break
+                self._sleep(pause)
+            attempts += 1
+            send = {"params": params, "data": data, "json": json_body, "headers": headers}
             try:
-                response = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=data,
-                    json=json_body,
-                    headers=headers,
-                    auth=self.endpoint.auth,
-                    verify=self.endpoint.verify,
-                    timeout=self.endpoint.timeout,
-                )
-            except requests.Timeout:
-                last = f"no answer within {self.endpoint.timeout:g} s"
-                continue
+                answer = self._attempt(method, url, send, deadline, query)
+            except _OutOfTime as exc:
+                raise self._too_slow(url, query, exc.received) from None
+            except requests.ConnectTimeout:
+                last = f"no connection within {timeout:g} s"
+                break  # the whole deadline went into connecting
             except requests.ConnectionError as exc:
                 last = f"cannot connect ({type(exc).__name__})"
                 continue
-            if response.status_code in RETRY_STATUSES:
-                last = f"HTTP {response.status_code}: {server_message(response)}"
+            except urllib3.exceptions.HTTPError as exc:  # raised while reading the body
+                last = f"the connection broke during the answer ({type(exc).__name__})"
                 continue
-            return self._check(response, url, query)
-        raise BackendUnavailable(backend, url, query, f"{last} after {self.retries + 1} attempts")
+            if answer.status in RETRY_STATUSES:
+                last = f"HTTP {answer.status}: {server_message(answer)}"
+                continue
+            return self._check(answer, url, query)
+        plural = "s" if attempts > 1 else ""
+        detail = self.scrub(f"{last} after {attempts} attempt{plural}")
+        raise BackendUnavailable(self.endpoint.backend, url, query, detail)
 
-    def _check(self, response: requests.Response, url: str, query: str) -> requests.Response:
+    def _attempt(
+        self, method: str, url: str, send: dict[str, Any], deadline: float, query: str
+    ) -> Answer:
+        """One request, its body read in full before ``deadline``."""
+        left = deadline - self._clock()
+        if left <= 0:
+            raise _OutOfTime(0)
+        try:
+            response = self.session.request(
+                method,
+                url,
+                **send,
+                verify=self.endpoint.verify,
+                timeout=(left, left),
+                stream=True,
+            )
+        except requests.ReadTimeout:
+            raise _OutOfTime(0) from None
+        try:
+            raw = self._read_body(response, deadline)
+        finally:
+            response.close()
+        try:
+            body = _decoded(raw, response.headers.get("Content-Encoding", ""))
+        except (zlib.error, ValueError) as exc:
+            detail = f"the body could not be decoded ({exc})"
+            raise MalformedResponse(self.endpoint.backend, url, query, detail) from None
+        return Answer(response.status_code, response.url, response.headers, body)
+
+    def _read_body(self, response: requests.Response, deadline: float) -> bytes:
+        """The raw body, read in chunks; each socket read waits at most until ``deadline``."""
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            left = deadline - self._clock()
+            if left <= 0:
+                raise _OutOfTime(received)
+            # read1 returns after one socket read; the socket's timeout bounds that read.
+            connection = getattr(response.raw, "connection", None)
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                sock.settimeout(left)
+            try:
+                chunk = response.raw.read1(READ_CHUNK_BYTES, decode_content=False)
+            except urllib3.exceptions.ReadTimeoutError:
+                raise _OutOfTime(received) from None
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            received += len(chunk)
+
+    def _too_slow(self, url: str, query: str, received: int) -> BackendTimeout:
+        timeout = self.endpoint.timeout
+        got = f" ({received} bytes of it arrived)" if received else ""
+        detail = (
+            f"no complete answer within {timeout:g} s{got}: the backend is too slow for this "
+            f"request. The deadline is OBSLIB_{self.endpoint.backend.upper()}_TIMEOUT "
+            f"(seconds, now {timeout:g})"
+        )
+        return BackendTimeout(self.endpoint.backend, url, query, detail)
+
+    def _check(self, answer: Answer, url: str, query: str) -> Answer:
         backend = self.endpoint.backend
-        status = response.status_code
+        status = answer.status
         if 200 <= status < 300:
-            return response
+            return answer
+        message = self.scrub(server_message(answer))
         if status in (400, 422):
-            raise QueryRejected(backend, url, query, server_message(response))
+            raise QueryRejected(backend, url, query, message)
         if status == 404:
-            raise NotFound(backend, url, query, server_message(response))
+            raise NotFound(backend, url, query, message)
         if status in (401, 403):
             name = backend.upper()
             raise BackendUnavailable(
                 backend,
                 url,
                 query,
-                f"HTTP {status}: access denied ({server_message(response)}); check OBSLIB_{name}_TOKEN "
+                f"HTTP {status}: access denied ({message}); check OBSLIB_{name}_TOKEN "
                 f"or OBSLIB_{name}_USER/PASSWORD",
             )
-        raise BackendUnavailable(backend, url, query, f"HTTP {status}: {server_message(response)}")
+        raise BackendUnavailable(backend, url, query, f"HTTP {status}: {message}")
+
+    def decode_json(self, answer: Answer, query: str = "") -> Any:
+        """The JSON body of ``answer``; an error envelope (``"status": "error"``) is raised.
+
+        An envelope that says ``error`` without ``error`` or ``errorType`` is returned as is
+        (the caller finds it malformed).
+
+        Raises:
+            MalformedResponse: the body is not JSON.
+            QueryRejected, NotFound, BackendUnavailable: the envelope is an error (by its
+                ``errorType``); the message is the server's.
+        """
+        backend = self.endpoint.backend
+        try:
+            body = answer.json()
+        except ValueError:
+            snippet = self.scrub(answer.text[:200])
+            detail = f"body is not JSON: {snippet!r}"
+            raise MalformedResponse(backend, answer.url, query, detail) from None
+        if (
+            isinstance(body, dict)
+            and body.get("status") == "error"
+            and (body.get("error") or body.get("errorType"))
+        ):
+            raise self._envelope_error(body, answer, query)
+        return body
+
+    def _envelope_error(self, body: dict[str, Any], answer: Answer, query: str) -> SourceError:
+        kind = str(body.get("errorType") or "")
+        text = str(body.get("error") or "no error message")
+        message = self.scrub(f"{kind}: {text}" if kind else text)
+        detail = f"{message} (HTTP {answer.status} with status 'error')"
+        cls: type[SourceError] = QueryRejected
+        if kind == "not_found":
+            cls = NotFound
+        elif kind in _UNAVAILABLE_TYPES:
+            cls = BackendUnavailable
+        return cls(self.endpoint.backend, answer.url, query, detail)
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None, query: str = "") -> Any:
         """GET ``path`` and decode its JSON body."""
-        return decode_json(
-            self.request("GET", path, params=params, query=query), self.endpoint.backend, query
-        )
+        return self.decode_json(self.request("GET", path, params=params, query=query), query)
 
     def post_form_json(self, path: str, data: Mapping[str, Any], query: str = "") -> Any:
         """POST ``data`` as a form (long queries) and decode the JSON body."""
-        return decode_json(
-            self.request("POST", path, data=data, query=query), self.endpoint.backend, query
-        )
-
-
-def decode_json(response: requests.Response, backend: str, query: str) -> Any:
-    """The JSON body of ``response``, or ``MalformedResponse`` naming the URL."""
-    try:
-        return response.json()
-    except ValueError as exc:
-        snippet = response.text[:200]
-        raise MalformedResponse(
-            backend, response.url, query, f"body is not JSON: {snippet!r}"
-        ) from exc
+        return self.decode_json(self.request("POST", path, data=data, query=query), query)

@@ -1,8 +1,9 @@
 """A tiny threaded HTTP server on 127.0.0.1 for faking backends in tests.
 
 A handler function maps each request to a reply; every request is recorded so tests can assert
-what the client sent (paths, parameters, headers). Use it as a context manager: the server is
-stopped on exit even when the test fails.
+what the client sent (paths, parameters, headers). A reply can trickle its body a byte at a
+time (``trickle_s`` between bytes), as a slow backend or link would. Use it as a context
+manager: the server is stopped on exit even when the test fails, trickles included.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Reply:
     body: bytes | str = b""
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    trickle_s: float = 0.0  # > 0: send the body one byte at a time, this far apart
 
 
 Handler = Callable[[Request], Reply]
@@ -50,6 +52,7 @@ class FakeServer:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.requests: list[Request] = []
+        self._stopping = threading.Event()
         fake = self
 
         class _RequestHandler(BaseHTTPRequestHandler):
@@ -77,7 +80,17 @@ class FakeServer:
                 for key, value in reply.headers.items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(payload)
+                if reply.trickle_s <= 0:
+                    self.wfile.write(payload)
+                    return
+                try:
+                    for i in range(len(payload)):
+                        if fake._stopping.wait(reply.trickle_s if i else 0):
+                            return
+                        self.wfile.write(payload[i : i + 1])
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up, as it should
 
             do_GET = _serve
             do_POST = _serve
@@ -100,6 +113,7 @@ class FakeServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
