@@ -72,8 +72,11 @@ class Answer:
         return json.loads(self.body)
 
 
-def server_message(answer: Answer) -> str:
-    """The server's explanation of a failed request: the JSON ``error`` field, or the body text."""
+def server_message(answer: Answer, scrub: Callable[[str], str] = str) -> str:
+    """The server's explanation of a failed request: the JSON ``error`` field, or the body text.
+
+    ``scrub`` runs before the text is cut short, so a cut never keeps part of a secret.
+    """
     text = answer.text.strip()
     try:
         body = json.loads(text)
@@ -81,8 +84,8 @@ def server_message(answer: Answer) -> str:
         body = None
     if isinstance(body, dict) and body.get("error"):
         kind = body.get("errorType")
-        return f"{kind}: {body['error']}" if kind else str(body["error"])
-    return text[:MAX_DETAIL_CHARS] or f"HTTP {answer.status} with an empty body"
+        text = f"{kind}: {body['error']}" if kind else str(body["error"])
+    return scrub(text)[:MAX_DETAIL_CHARS] or f"HTTP {answer.status} with an empty body"
 
 
 class _OutOfTime(Exception):
@@ -199,7 +202,7 @@ class HttpClient:
                 last = f"the connection broke during the answer ({type(exc).__name__})"
                 continue
             if answer.status in RETRY_STATUSES:
-                last = f"HTTP {answer.status}: {server_message(answer)}"
+                last = f"HTTP {answer.status}: {server_message(answer, self.scrub)}"
                 continue
             return self._check(answer, url, query)
         plural = "s" if attempts > 1 else ""
@@ -272,7 +275,7 @@ class HttpClient:
         status = answer.status
         if 200 <= status < 300:
             return answer
-        message = self.scrub(server_message(answer))
+        message = server_message(answer, self.scrub)
         if status in (400, 422):
             raise QueryRejected(backend, url, query, message)
         if status == 404:
@@ -303,7 +306,7 @@ class HttpClient:
         try:
             body = answer.json()
         except ValueError:
-            snippet = self.scrub(answer.text[:200])
+            snippet = self.scrub(answer.text)[:200]
             detail = f"body is not JSON: {snippet!r}"
             raise MalformedResponse(backend, answer.url, query, detail) from None
         if (
@@ -317,7 +320,7 @@ class HttpClient:
     def _envelope_error(self, body: dict[str, Any], answer: Answer, query: str) -> SourceError:
         kind = str(body.get("errorType") or "")
         text = str(body.get("error") or "no error message")
-        message = self.scrub(f"{kind}: {text}" if kind else text)
+        message = self.scrub(f"{kind}: {text}" if kind else text)[:MAX_DETAIL_CHARS]
         detail = f"{message} (HTTP {answer.status} with status 'error')"
         cls: type[SourceError] = QueryRejected
         if kind == "not_found":
