@@ -6,8 +6,9 @@ Every request of every source goes through :class:`HttpClient`, so these rules h
   whole call in wall-clock time: connecting, waiting, reading the body, every retry and every
   backoff pause. The body is streamed and each socket read may only wait for the time left,
   so a backend that trickles its answer a byte at a time is cut off at the deadline like one
-  that never answers. A retry starts only if the time left allows it, and a call that ran out
-  of time is not retried. Running out of time raises :class:`~obslib.errors.BackendTimeout`,
+  that never answers; a timer does the same for a status line and headers that trickle in
+  (requests' own timeout only bounds each socket read). A retry starts only if the time left
+  allows it, and a call that ran out of time is not retried. Running out of time raises :class:`~obslib.errors.BackendTimeout`,
   naming the setting to raise.
 - **Retries** after transport failures and 502/503/504, with exponential backoff, then
   ``BackendUnavailable``.
@@ -21,14 +22,21 @@ Every request of every source goes through :class:`HttpClient`, so these rules h
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+import requests.adapters
+import urllib3.connection
+import urllib3.connectionpool
 import urllib3.exceptions
 
 from obslib.errors import (
@@ -88,6 +96,70 @@ def server_message(answer: Answer, scrub: Callable[[str], str] = str) -> str:
     return scrub(text)[:MAX_DETAIL_CHARS] or f"HTTP {answer.status} with an empty body"
 
 
+class _Watch:
+    """The deadline of the attempt under way in this thread, and whether its timer fired."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline  # on time.monotonic()
+        self.fired = False
+
+
+_WATCH: ContextVar[_Watch | None] = ContextVar("obslib_http_watch", default=None)
+
+
+class _HeadersDeadline:
+    """Mixed into urllib3's connections: stop waiting for the status line and headers in time.
+
+    http.client reads them line by line, each socket read bounded only by the read timeout, so
+    a server sending a byte a second would hold the call for as long as its headers last. A
+    timer shuts the socket down at the deadline of the attempt (see ``_WATCH``) instead.
+    """
+
+    sock: socket.socket | None
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        watch = _WATCH.get()
+        if watch is None:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        timer = threading.Timer(max(watch.deadline - time.monotonic(), 0.0), self._stop, [watch])
+        timer.daemon = True
+        timer.start()
+        try:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            timer.cancel()
+
+    def _stop(self, watch: _Watch) -> None:
+        watch.fired = True
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+
+
+class _HTTPConnection(_HeadersDeadline, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_HeadersDeadline, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _DeadlineAdapter(requests.adapters.HTTPAdapter):
+    """A requests adapter whose connections honour the headers deadline."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
 class _OutOfTime(Exception):
     """The deadline passed while waiting for, or reading, an answer."""
 
@@ -116,7 +188,8 @@ class HttpClient:
 
     Args:
         endpoint: where the backend is, its credential and its timeout (the call's deadline).
-        session: a requests session (default a new one).
+        session: a requests session (default a new one); its http and https adapters are
+            replaced by ones that bound the wait for headers by the deadline.
         retries: retries after a transport failure or 502/503/504, within the deadline.
         backoff_s: the first pause between attempts; it doubles after each retry.
         sleep: how to pause (tests record the pauses instead).
@@ -134,6 +207,9 @@ class HttpClient:
     ) -> None:
         self.endpoint = endpoint
         self.session = session or requests.Session()
+        adapter = _DeadlineAdapter()
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
         self.retries = retries
         self.backoff_s = backoff_s
         self._sleep = sleep
@@ -216,6 +292,8 @@ class HttpClient:
         left = deadline - self._clock()
         if left <= 0:
             raise _OutOfTime(0)
+        watch = _Watch(time.monotonic() + left)
+        token = _WATCH.set(watch)
         try:
             response = self.session.request(
                 method,
@@ -227,6 +305,12 @@ class HttpClient:
             )
         except requests.ReadTimeout:
             raise _OutOfTime(0) from None
+        except requests.ConnectionError:
+            if watch.fired:  # the headers timer shut the socket down
+                raise _OutOfTime(0) from None
+            raise
+        finally:
+            _WATCH.reset(token)
         try:
             raw = self._read_body(response, deadline)
         finally:

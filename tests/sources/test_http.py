@@ -111,6 +111,17 @@ def test_a_backend_trickling_a_byte_a_second_is_cut_off_at_the_deadline(call, ba
     assert f"OBSLIB_{backend.upper()}_TIMEOUT" in str(error)
 
 
+def test_headers_trickling_in_are_cut_off_at_the_deadline_too():
+    reply = Reply(
+        200, VECTOR, headers={"X-Padding": "p" * 100}, trickle_s=0.5, trickle_headers=True
+    )
+    with FakeServer(lambda r: reply) as server:
+        error, elapsed = timed(lambda: prometheus_query(server.url, retries=2))
+        assert len(server.requests) == 1
+    assert isinstance(error, BackendTimeout), error
+    assert elapsed < TIMEOUT_S + SLACK_S
+
+
 @pytest.mark.parametrize(("call", "backend", "body"), CALLS[:1], ids=IDS[:1])
 def test_a_trickle_faster_than_the_deadline_is_read_whole(call, backend, body):
     with FakeServer(lambda r: Reply(200, body, trickle_s=0.002)) as server:
