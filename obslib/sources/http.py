@@ -4,12 +4,10 @@ Every request of every source goes through :class:`HttpClient`, so these rules h
 
 - **A deadline per call.** The endpoint's ``timeout`` (``OBSLIB_<NAME>_TIMEOUT``) bounds the
   whole call in wall-clock time: connecting, waiting, reading the body, every retry and every
-  backoff pause. The body is streamed and each socket read may only wait for the time left,
-  so a backend that trickles its answer a byte at a time is cut off at the deadline like one
-  that never answers; a timer does the same for a status line and headers that trickle in
-  (requests' own timeout only bounds each socket read). A retry starts only if the time left
-  allows it, and a call that ran out of time is not retried. Running out of time raises :class:`~obslib.errors.BackendTimeout`,
-  naming the setting to raise.
+  backoff pause. A backend that trickles its answer a byte at a time is cut off at the
+  deadline like one that never answers (how: :mod:`obslib.sources.deadline`). A retry starts
+  only if the time left allows it, and a call that ran out of time is not retried. Running
+  out of time raises :class:`~obslib.errors.BackendTimeout`, naming the setting to raise.
 - **Retries** after transport failures and 502/503/504, with exponential backoff, then
   ``BackendUnavailable``.
 - **The server's own words.** 400 and 422 are the server refusing the query (``QueryRejected``);
@@ -22,21 +20,12 @@ Every request of every source goes through :class:`HttpClient`, so these rules h
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
 import time
-import zlib
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-import requests.adapters
-import urllib3.connection
-import urllib3.connectionpool
 import urllib3.exceptions
 
 from obslib.errors import (
@@ -47,37 +36,20 @@ from obslib.errors import (
     QueryRejected,
     SourceError,
 )
+from obslib.sources.deadline import (
+    ACCEPT_ENCODING,
+    Answer,
+    BodyEncodingError,
+    DeadlineAdapter,
+    OutOfTime,
+    fetch,
+)
 from obslib.sources.endpoint import Endpoint
 
 RETRY_STATUSES = {502, 503, 504}
 MAX_DETAIL_CHARS = 500
-READ_CHUNK_BYTES = 64 * 1024
 # Error types of the Prometheus API envelope (also Loki's) that are not the query's fault.
 _UNAVAILABLE_TYPES = {"timeout", "canceled", "internal", "unavailable"}
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A complete HTTP answer: status, headers and the whole (decoded) body."""
-
-    status: int
-    url: str
-    headers: Mapping[str, str] = field(repr=False)
-    body: bytes = field(repr=False)
-
-    @property
-    def text(self) -> str:
-        """The body as text (the charset the answer names, else UTF-8)."""
-        content_type = self.headers.get("Content-Type", "")
-        charset = content_type.partition("charset=")[2].split(";")[0].strip() or "utf-8"
-        try:
-            return self.body.decode(charset, "replace")
-        except LookupError:
-            return self.body.decode("utf-8", "replace")
-
-    def json(self) -> Any:
-        """The body decoded as JSON (raises ``ValueError`` if it is not JSON)."""
-        return json.loads(self.body)
 
 
 def server_message(answer: Answer, scrub: Callable[[str], str] = str) -> str:
@@ -94,93 +66,6 @@ def server_message(answer: Answer, scrub: Callable[[str], str] = str) -> str:
         kind = body.get("errorType")
         text = f"{kind}: {body['error']}" if kind else str(body["error"])
     return scrub(text)[:MAX_DETAIL_CHARS] or f"HTTP {answer.status} with an empty body"
-
-
-class _Watch:
-    """The deadline of the attempt under way in this thread, and whether its timer fired."""
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline  # on time.monotonic()
-        self.fired = False
-
-
-_WATCH: ContextVar[_Watch | None] = ContextVar("obslib_http_watch", default=None)
-
-
-class _HeadersDeadline:
-    """Mixed into urllib3's connections: stop waiting for the status line and headers in time.
-
-    http.client reads them line by line, each socket read bounded only by the read timeout, so
-    a server sending a byte a second would hold the call for as long as its headers last. A
-    timer shuts the socket down at the deadline of the attempt (see ``_WATCH``) instead.
-    """
-
-    sock: socket.socket | None
-
-    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-        watch = _WATCH.get()
-        if watch is None:
-            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
-        timer = threading.Timer(max(watch.deadline - time.monotonic(), 0.0), self._stop, [watch])
-        timer.daemon = True
-        timer.start()
-        try:
-            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
-        finally:
-            timer.cancel()
-
-    def _stop(self, watch: _Watch) -> None:
-        watch.fired = True
-        if self.sock is not None:
-            with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RDWR)
-
-
-class _HTTPConnection(_HeadersDeadline, urllib3.connection.HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_HeadersDeadline, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
-
-
-class _DeadlineAdapter(requests.adapters.HTTPAdapter):
-    """A requests adapter whose connections honour the headers deadline."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
-
-
-class _OutOfTime(Exception):
-    """The deadline passed while waiting for, or reading, an answer."""
-
-    def __init__(self, received: int) -> None:
-        super().__init__(received)
-        self.received = received
-
-
-def _decoded(body: bytes, encoding: str) -> bytes:
-    """``body`` without its ``Content-Encoding`` (we only ever ask for gzip or deflate)."""
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompress(body, wbits=zlib.MAX_WBITS | 16)
-    if encoding == "deflate":
-        try:
-            return zlib.decompress(body)
-        except zlib.error:  # some servers send raw deflate without the zlib header
-            return zlib.decompress(body, wbits=-zlib.MAX_WBITS)
-    raise ValueError(f"unsupported Content-Encoding {encoding!r}")
 
 
 class HttpClient:
@@ -207,7 +92,7 @@ class HttpClient:
     ) -> None:
         self.endpoint = endpoint
         self.session = session or requests.Session()
-        adapter = _DeadlineAdapter()
+        adapter = DeadlineAdapter()
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.retries = retries
@@ -248,7 +133,7 @@ class HttpClient:
         """
         url = self.url(path)
         headers = self.endpoint.request_headers()
-        headers["Accept-Encoding"] = "gzip, deflate"  # what _decoded can undo
+        headers["Accept-Encoding"] = ACCEPT_ENCODING
         if accept:
             headers["Accept"] = accept
         timeout = self.endpoint.timeout
@@ -266,7 +151,7 @@ class HttpClient:
             send = {"params": params, "data": data, "json": json_body, "headers": headers}
             try:
                 answer = self._attempt(method, url, send, deadline, query)
-            except _OutOfTime as exc:
+            except OutOfTime as exc:
                 raise self._too_slow(url, query, exc.received) from None
             except requests.ConnectTimeout:
                 last = f"no connection within {timeout:g} s"
@@ -288,61 +173,20 @@ class HttpClient:
     def _attempt(
         self, method: str, url: str, send: dict[str, Any], deadline: float, query: str
     ) -> Answer:
-        """One request, its body read in full before ``deadline``."""
-        left = deadline - self._clock()
-        if left <= 0:
-            raise _OutOfTime(0)
-        watch = _Watch(time.monotonic() + left)
-        token = _WATCH.set(watch)
+        """One request through :func:`fetch`; an undecodable body is ``MalformedResponse``."""
         try:
-            response = self.session.request(
+            return fetch(
+                self.session,
                 method,
                 url,
-                **send,
+                deadline,
+                self._clock,
                 verify=self.endpoint.verify,
-                timeout=(left, left),
-                stream=True,
+                **send,
             )
-        except requests.ReadTimeout:
-            raise _OutOfTime(0) from None
-        except requests.ConnectionError:
-            if watch.fired:  # the headers timer shut the socket down
-                raise _OutOfTime(0) from None
-            raise
-        finally:
-            _WATCH.reset(token)
-        try:
-            raw = self._read_body(response, deadline)
-        finally:
-            response.close()
-        try:
-            body = _decoded(raw, response.headers.get("Content-Encoding", ""))
-        except (zlib.error, ValueError) as exc:
+        except BodyEncodingError as exc:
             detail = f"the body could not be decoded ({exc})"
             raise MalformedResponse(self.endpoint.backend, url, query, detail) from None
-        return Answer(response.status_code, response.url, response.headers, body)
-
-    def _read_body(self, response: requests.Response, deadline: float) -> bytes:
-        """The raw body, read in chunks; each socket read waits at most until ``deadline``."""
-        chunks: list[bytes] = []
-        received = 0
-        while True:
-            left = deadline - self._clock()
-            if left <= 0:
-                raise _OutOfTime(received)
-            # read1 returns after one socket read; the socket's timeout bounds that read.
-            connection = getattr(response.raw, "connection", None)
-            sock = getattr(connection, "sock", None)
-            if sock is not None:
-                sock.settimeout(left)
-            try:
-                chunk = response.raw.read1(READ_CHUNK_BYTES, decode_content=False)
-            except urllib3.exceptions.ReadTimeoutError:
-                raise _OutOfTime(received) from None
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-            received += len(chunk)
 
     def _too_slow(self, url: str, query: str, received: int) -> BackendTimeout:
         timeout = self.endpoint.timeout
