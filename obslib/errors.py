@@ -6,11 +6,38 @@ without credentials and the query, so a failed report points at the request that
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from obslib.redact import environment_secret_forms, redact_url, scrub
+
+__all__ = [
+    "BackendTimeout",
+    "BackendUnavailable",
+    "CatalogueError",
+    "ConfigError",
+    "EmitError",
+    "MalformedResponse",
+    "NoData",
+    "NotFound",
+    "ObslibError",
+    "QueryRejected",
+    "SourceError",
+    "StackError",
+    "redact_url",
+]
+
+
+def _scrubbed(value: object) -> object:
+    return scrub(value, environment_secret_forms()) if isinstance(value, str) else value
 
 
 class ObslibError(Exception):
-    """Base class of every error obslib raises on purpose."""
+    """Base class of every error obslib raises on purpose.
+
+    Text arguments are scrubbed of every configured credential (in each of its encodings) as
+    the error is made, so neither its message nor its ``repr`` can show one.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(_scrubbed(arg) for arg in args))
 
 
 class ConfigError(ObslibError):
@@ -29,15 +56,6 @@ class StackError(ObslibError):
     """The embedded local stack could not be started, reached or stopped."""
 
 
-def redact_url(url: str) -> str:
-    """Return ``url`` without user, password or query string (which may hold tokens)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
 class SourceError(ObslibError):
     """A backend request failed.
 
@@ -46,6 +64,9 @@ class SourceError(ObslibError):
         url: the request URL without credentials or query string.
         query: the query (PromQL, TraceQL, LogQL, trace id or file) that was asked.
         detail: what went wrong, in the server's own words where there are some.
+
+    ``query`` and ``detail`` are scrubbed of the credentials configured in the environment;
+    the HTTP client scrubs those of its own endpoint before it builds an error.
     """
 
     hint = "Check the query and the backend, then run again."
@@ -53,9 +74,9 @@ class SourceError(ObslibError):
     def __init__(self, backend: str, url: str, query: str, detail: str) -> None:
         self.backend = backend
         self.url = redact_url(url)
-        self.query = query
-        self.detail = detail
-        super().__init__(backend, self.url, query, detail)
+        self.query = str(_scrubbed(query))
+        self.detail = str(_scrubbed(detail))
+        super().__init__(backend, self.url, self.query, self.detail)
 
     def __str__(self) -> str:
         query = f" for query {self.query!r}" if self.query else ""
@@ -70,6 +91,15 @@ class BackendUnavailable(SourceError):
 
     hint = (
         "Is the backend running and is its URL right? `obslib stack status` shows the local stack."
+    )
+
+
+class BackendTimeout(BackendUnavailable):
+    """The backend did not finish its answer within the request's deadline (it is too slow)."""
+
+    hint = (
+        "Raise the timeout named above, or ask for less (a shorter window, a coarser step, "
+        "a narrower selector)."
     )
 
 

@@ -61,9 +61,9 @@ def names_in_window(source: PrometheusSource, start: TimeLike, end: TimeLike) ->
     """Metric names with series in the window (block granularity: Prometheus's index answers)."""
     path = "/api/v1/label/__name__/values"
     params = {"start": f"{to_seconds(start):.3f}", "end": f"{to_seconds(end):.3f}"}
-    body = source.http.get_json(path, params=params, query="__name__ values")
+    body = source.client.get_json(path, params=params, query="__name__ values")
     if not isinstance(body, dict) or body.get("status") != "success":
-        raise MalformedResponse("prometheus", source.http.url(path), "", "no success status")
+        raise MalformedResponse("prometheus", source.client.url(path), "", "no success status")
     return frozenset(str(n) for n in body.get("data") or [])
 
 

@@ -32,7 +32,7 @@ from obslib.errors import MalformedResponse, SourceError
 from obslib.promql import BUILTIN_VARIABLES, interpolate
 from obslib.sources.endpoint import Endpoint, endpoint_from_env
 from obslib.sources.frames import PROMETHEUS_COLUMNS
-from obslib.sources.http import HttpClient, decode_json
+from obslib.sources.http import HttpClient
 from obslib.sources.prometheus import TimeLike, auto_step, parse_step, to_seconds
 
 BACKEND = "grafana"
@@ -256,7 +256,7 @@ class GrafanaSource:
             response = self.client.request("POST", SNAPSHOT_PATH, json_body=body, query=request)
         except SourceError as exc:
             raise type(exc)(exc.backend, exc.url, exc.query, _grafana_message(exc.detail)) from exc
-        answer = decode_json(response, BACKEND, request)
+        answer = self.client.decode_json(response, request)
         if not isinstance(answer, dict) or not answer.get("url") or not answer.get("key"):
             raise MalformedResponse(
                 BACKEND, self.client.url(SNAPSHOT_PATH), request, "the answer has no url and key"

@@ -1,9 +1,9 @@
 """Prometheus as DataFrames: instant and range queries, and discovery for cross-checks.
 
-Queries go through prometheus-api-client's ``PrometheusConnect`` (``custom_query`` and
-``custom_query_range``; never ``get_metric_range_data``, whose chunked instant queries break
-PromQL functions). Endpoints the client has no method for (rules, alerts, build info) use
-:class:`~obslib.sources.http.HttpClient` on the same endpoint.
+Every request goes through the shared :class:`~obslib.sources.http.HttpClient` (deadline,
+retries, credentials, redaction and error mapping are the same for every backend). Queries
+and series lookups are POSTed as forms, as Prometheus allows, so long PromQL never meets a
+URL length limit; the envelope's ``data`` is checked here and parsed by pure functions.
 
 Query frames have the documented ``PROMETHEUS_COLUMNS`` (long format, one row per sample) plus
 one ``str`` column per label, ``""`` where a series lacks the label. ``__name__`` keeps its
@@ -17,25 +17,21 @@ small explicit step into step-aligned requests that it stitches back together.
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
-import requests
-from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
-from urllib3.util.retry import Retry
 
-from obslib.errors import BackendUnavailable, ConfigError, MalformedResponse, NoData, QueryRejected
+from obslib.errors import ConfigError, MalformedResponse, NoData
 from obslib.sources.endpoint import Endpoint, endpoint_from_env, is_configured
 from obslib.sources.frames import PROMETHEUS_COLUMNS, conform, empty_frame
-from obslib.sources.http import RETRY_STATUSES, HttpClient
+from obslib.sources.http import HttpClient
 
 BACKEND = "prometheus"
 MAX_POINTS = 11_000  # Prometheus's hard limit of points per series in one range query
@@ -73,7 +69,6 @@ T = TypeVar("T")
 
 _DURATION_RE = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-_CLIENT_ERROR_RE = re.compile(r"HTTP Status Code (\d+) \((.*)\)\s*$", re.DOTALL)
 
 
 def default_prometheus_endpoint() -> Endpoint:
@@ -145,10 +140,6 @@ def plan_chunks(
     return [(t, min(t + stride - int(step_s), end_s)) for t in range(start_s, end_s + 1, stride)]
 
 
-def _utc(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
 def _step_text(step_s: float) -> str:
     return format(step_s, ".3f").rstrip("0").rstrip(".")
 
@@ -212,33 +203,14 @@ def frame_from_result(result: Any) -> pd.DataFrame:
     return conform(frame.reset_index(drop=True), PROMETHEUS_COLUMNS)
 
 
-def _client_error(exc: PrometheusApiClientException) -> tuple[int | None, str]:
-    """Status and server text from the client's ``HTTP Status Code N (b'body')`` message."""
-    match = _CLIENT_ERROR_RE.match(str(exc))
-    if not match:
-        return None, str(exc)
-    try:
-        body = ast.literal_eval(match.group(2))
-        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
-    except (ValueError, SyntaxError):
-        text = match.group(2)
-    try:
-        envelope = json.loads(text)
-    except ValueError:
-        envelope = None
-    if isinstance(envelope, dict) and envelope.get("error"):
-        kind = envelope.get("errorType")
-        text = f"{kind}: {envelope['error']}" if kind else str(envelope["error"])
-    return int(match.group(1)), text.strip()[:500] or "empty body"
-
-
 class PrometheusSource:
     """Query one Prometheus and get DataFrames back.
 
     Args:
         endpoint: where Prometheus is; default :func:`default_prometheus_endpoint`.
-        connect: a ready client (tests, custom sessions); default one built from ``endpoint``.
-        retries: retries after a connection error, timeout or 502/503/504.
+        client: an :class:`HttpClient` to use (tests inject a recording session); built from
+            ``endpoint`` with ``retries`` and ``backoff_s`` when omitted.
+        retries: retries after a connection error or 502/503/504, within the deadline.
         backoff_s: base of the exponential backoff between retries.
         max_points: points per series in one range request (Prometheus refuses over 11,000).
     """
@@ -246,80 +218,62 @@ class PrometheusSource:
     def __init__(
         self,
         endpoint: Endpoint | None = None,
-        connect: PrometheusConnect | None = None,
+        client: HttpClient | None = None,
         *,
         retries: int = 3,
         backoff_s: float = 0.5,
         max_points: int = MAX_POINTS,
     ) -> None:
-        if endpoint is None:
-            endpoint = (
-                Endpoint(BACKEND, connect.url, dict(connect.headers or {}), connect.auth)
-                if connect is not None
-                else default_prometheus_endpoint()
+        if client is not None and endpoint is not None and client.endpoint != endpoint:
+            raise ConfigError(
+                "PrometheusSource: pass an endpoint or a client, not two different ones"
             )
-        self.endpoint = endpoint
-        self.retries = retries
+        self.client = client or HttpClient(
+            endpoint or default_prometheus_endpoint(), retries=retries, backoff_s=backoff_s
+        )
         self.max_points = max_points
-        self.connect = connect or self._build_connect(endpoint, retries, backoff_s)
-        self.http = HttpClient(endpoint, retries=retries, backoff_s=backoff_s)
 
-    @staticmethod
-    def _build_connect(endpoint: Endpoint, retries: int, backoff_s: float) -> PrometheusConnect:
-        session = requests.Session()
-        session.verify = endpoint.verify  # a CA bundle path or a bool
-        retry = Retry(
-            total=retries,
-            backoff_factor=backoff_s,
-            status_forcelist=sorted(RETRY_STATUSES),
-            raise_on_status=False,  # hand the last 5xx back so its body reaches the message
-        )
-        return PrometheusConnect(
-            url=endpoint.url,
-            headers=dict(endpoint.headers),
-            auth=endpoint.auth,
-            session=session,
-            retry=retry,
-            timeout=endpoint.timeout,  # type: ignore[arg-type]  # the client passes it to requests
-        )
+    @property
+    def endpoint(self) -> Endpoint:
+        """The endpoint requests go to (its repr shows no credentials)."""
+        return self.client.endpoint
 
-    def _call(self, path: str, query: str, call: Callable[[], T]) -> T:
-        """Run a client call, turning its failures into obslib's source errors."""
-        url = f"{self.endpoint.url}{path}"
-        attempts = f"after {self.retries + 1} attempts"
+    def __repr__(self) -> str:
+        return f"PrometheusSource(url={self.endpoint.safe_url!r})"
+
+    def _data(
+        self, path: str, query: str, params: Mapping[str, Any] | None = None, post: bool = False
+    ) -> Any:
+        """The ``data`` of a successful envelope from ``path``."""
+        if post:
+            body = self.client.post_form_json(path, params or {}, query=query)
+        else:
+            body = self.client.get_json(path, params=params, query=query)
+        if not isinstance(body, dict) or body.get("status") != "success" or "data" not in body:
+            shown = sorted(body) if isinstance(body, dict) else type(body).__name__
+            detail = f"expected an envelope with status 'success' and 'data', got {shown}"
+            raise MalformedResponse(BACKEND, self.client.url(path), query, detail)
+        return body["data"]
+
+    def _build(self, path: str, query: str, build: Callable[[Any], T], data: Any) -> T:
+        """``build(data)``, a shape error in it raised as ``MalformedResponse``."""
         try:
-            return call()
-        except PrometheusApiClientException as exc:
-            status, text = _client_error(exc)
-            if status in (400, 422):
-                raise QueryRejected(BACKEND, url, query, text) from exc
-            if status in (401, 403):
-                text = "access denied; check OBSLIB_PROMETHEUS_TOKEN or OBSLIB_PROMETHEUS_USER/PASSWORD"
-            elif status in RETRY_STATUSES:
-                text = f"{text} {attempts}"
-            raise BackendUnavailable(BACKEND, url, query, f"HTTP {status}: {text}") from exc
-        except requests.JSONDecodeError as exc:
-            raise MalformedResponse(BACKEND, url, query, "body is not JSON") from exc
-        except requests.Timeout as exc:
-            detail = f"no answer within {self.endpoint.timeout:g} s {attempts}"
-            raise BackendUnavailable(BACKEND, url, query, detail) from exc
-        except requests.RequestException as exc:
-            detail = f"cannot connect ({type(exc).__name__}) {attempts}"
-            raise BackendUnavailable(BACKEND, url, query, detail) from exc
-        except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            detail = f"unexpected response shape ({type(exc).__name__}: {exc})"
-            raise MalformedResponse(BACKEND, url, query, detail) from exc
+            return build(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            shape = isinstance(exc, _Shape)
+            detail = str(exc) if shape else f"unexpected body shape ({type(exc).__name__}: {exc})"
+            # from None: the cause may quote the body, which is scrubbed only in the detail
+            detail = self.client.scrub(detail)
+            raise MalformedResponse(BACKEND, self.client.url(path), query, detail) from None
 
-    def _frame(self, path: str, query: str, result: Any) -> pd.DataFrame:
-        try:
-            return frame_from_result(result)
-        except _Shape as exc:
-            raise MalformedResponse(BACKEND, self.http.url(path), query, str(exc)) from exc
+    def _result(self, path: str, query: str, params: Mapping[str, Any]) -> Any:
+        data = self._data(path, query, params, post=True)
+        return self._build(path, query, lambda d: d["result"], data)
 
     def _require(self, frame: pd.DataFrame, path: str, query: str, require: bool) -> pd.DataFrame:
         if require and frame.empty:
             detail = "the query matched no series in the requested time"
-            raise NoData(BACKEND, self.http.url(path), query, detail)
+            raise NoData(BACKEND, self.client.url(path), query, detail)
         return frame
 
     def query(
@@ -329,14 +283,16 @@ class PrometheusSource:
 
         Raises:
             QueryRejected: Prometheus refused the query; the message is its own.
+            BackendTimeout: no complete answer within the endpoint's timeout.
             NoData: ``require_data`` and nothing matched.
         """
-        params = {} if at is None else {"time": _step_text(to_seconds(at))}
-        result = self._call(
-            "/api/v1/query", promql, lambda: self.connect.custom_query(promql, params=params)
-        )
-        frame = self._frame("/api/v1/query", promql, result)
-        return self._require(frame, "/api/v1/query", promql, require_data)
+        path = "/api/v1/query"
+        params = {"query": promql}
+        if at is not None:
+            params["time"] = _step_text(to_seconds(at))
+        result = self._result(path, promql, params)
+        frame = self._build(path, promql, frame_from_result, result)
+        return self._require(frame, path, promql, require_data)
 
     def query_range(
         self,
@@ -350,84 +306,86 @@ class PrometheusSource:
         """Evaluate ``promql`` at every ``step`` from ``start`` to ``end`` (whole seconds).
 
         With ``step=None`` the step is the smallest round value keeping one request under
-        ``max_points``; an explicit step too small for the range is served in chunks.
+        ``max_points``; an explicit step too small for the range is served in chunks (each
+        chunk is one request with its own deadline).
         """
         start_s, end_s = round(to_seconds(start)), round(to_seconds(end))
         step_s = auto_step(start_s, end_s, self.max_points) if step is None else parse_step(step)
         path = "/api/v1/query_range"
         result: list[Any] = []
         for first, last in plan_chunks(start_s, end_s, step_s, self.max_points):
-            ask = partial(
-                self.connect.custom_query_range, promql, _utc(first), _utc(last), _step_text(step_s)
-            )
-            part = self._call(path, promql, ask)
+            params = {
+                "query": promql,
+                "start": str(first),
+                "end": str(last),
+                "step": _step_text(step_s),
+            }
+            part = self._result(path, promql, params)
             result += part if isinstance(part, list) else [part]
-        return self._require(self._frame(path, promql, result), path, promql, require_data)
+        frame = self._build(path, promql, frame_from_result, result)
+        return self._require(frame, path, promql, require_data)
 
     def series(
         self, match: list[str], start: TimeLike | None = None, end: TimeLike | None = None
     ) -> pd.DataFrame:
         """Series matching any selector in ``match``: one row each, a column per label."""
-        first = _utc(0 if start is None else to_seconds(start))
-        last = datetime.now(UTC) if end is None else _utc(to_seconds(end))
+        path = "/api/v1/series"
         query = " or ".join(match)
-        found = self._call(
-            "/api/v1/series",
-            query,
-            lambda: self.connect.get_series(first, last, params={"match[]": list(match)}),
-        )
+        params: dict[str, Any] = {"match[]": list(match)}
+        if start is not None:
+            params["start"] = _step_text(to_seconds(start))
+        if end is not None:
+            params["end"] = _step_text(to_seconds(end))
+        found = self._data(path, query, params, post=True)
         if not isinstance(found, list) or not all(isinstance(s, dict) for s in found):
-            raise MalformedResponse(BACKEND, self.http.url("/api/v1/series"), query, "not a list")
+            raise MalformedResponse(BACKEND, self.client.url(path), query, "not a list")
         rows = [{"series": series_text(s), **s} for s in found]
         frame = pd.DataFrame(rows).fillna("") if rows else empty_frame(SERIES_COLUMNS)
         return conform(frame.sort_values("series", ignore_index=True), SERIES_COLUMNS)
 
     def labels(self) -> list[str]:
         """Every label name in the TSDB."""
-        names = self._call("/api/v1/labels", "", self.connect.get_label_names)
-        return sorted(str(n) for n in names)
+        path = "/api/v1/labels"
+        names = self._data(path, "")
+        return self._build(path, "", lambda d: sorted(str(n) for n in d), names)
 
     def label_values(self, name: str, match: list[str] | None = None) -> list[str]:
         """Values of label ``name``, optionally only on series matching ``match``."""
-        params = {"match[]": list(match)} if match else None
-        path = f"/api/v1/label/{name}/values"
-        values = self._call(
-            path, " or ".join(match or []), lambda: self.connect.get_label_values(name, params)
-        )
-        return sorted(str(v) for v in values)
+        path = f"/api/v1/label/{quote(name, safe='')}/values"
+        query = " or ".join(match or [])
+        values = self._data(path, query, {"match[]": list(match)} if match else None)
+        return self._build(path, query, lambda d: sorted(str(v) for v in d), values)
 
     def metadata(self) -> pd.DataFrame:
         """Type, help and unit of every metric scraped (backfilled history has none)."""
-        entries = self._call(
-            "/api/v1/metadata", "", lambda: self.connect.get_metric_metadata(metric=None)
-        )
-        rows = [{**e, "metric": e.get("metric_name", "")} for e in entries]
-        return conform(pd.DataFrame(rows, columns=list(METADATA_COLUMNS)), METADATA_COLUMNS)
-
-    def _api(self, path: str, build: Callable[[Any], T]) -> T:
-        """GET an API path with the plain HTTP client and ``build`` a result from its data."""
-        body = self.http.get_json(path)
-        try:
-            if body["status"] != "success":
-                raise ValueError(f"status {body['status']!r}")
-            return build(body["data"])
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            detail = f"unexpected body shape ({type(exc).__name__}: {exc})"
-            raise MalformedResponse(BACKEND, self.http.url(path), "", detail) from exc
+        path = "/api/v1/metadata"
+        return self._build(path, "", _metadata_frame, self._data(path, ""))
 
     def rules(self) -> pd.DataFrame:
         """Every loaded rule, one row each (``RULE_COLUMNS``)."""
-        return self._api("/api/v1/rules", _rules_frame)
+        path = "/api/v1/rules"
+        return self._build(path, "", _rules_frame, self._data(path, ""))
 
     def alerts(self) -> pd.DataFrame:
         """Pending and firing alerts, one row each (``ALERT_COLUMNS``)."""
-        return self._api("/api/v1/alerts", _alerts_frame)
+        path = "/api/v1/alerts"
+        return self._build(path, "", _alerts_frame, self._data(path, ""))
 
     def buildinfo(self) -> dict[str, str]:
         """The server's version, revision, branch and Go version."""
-        return self._api(
-            "/api/v1/status/buildinfo", lambda data: {str(k): str(v) for k, v in data.items()}
+        path = "/api/v1/status/buildinfo"
+        return self._build(
+            path, "", lambda data: {str(k): str(v) for k, v in data.items()}, self._data(path, "")
         )
+
+
+def _metadata_frame(data: dict[str, list[dict[str, str]]]) -> pd.DataFrame:
+    rows = [
+        (str(metric), entry.get("type", ""), entry.get("help", ""), entry.get("unit", ""))
+        for metric, entries in data.items()
+        for entry in entries
+    ]
+    return conform(pd.DataFrame(rows, columns=list(METADATA_COLUMNS)), METADATA_COLUMNS)
 
 
 def _rules_frame(data: dict[str, Any]) -> pd.DataFrame:

@@ -1,8 +1,10 @@
 """A tiny threaded HTTP server on 127.0.0.1 for faking backends in tests.
 
 A handler function maps each request to a reply; every request is recorded so tests can assert
-what the client sent (paths, parameters, headers). Use it as a context manager: the server is
-stopped on exit even when the test fails.
+what the client sent (paths, parameters, headers). A reply can trickle its body (and, with
+``trickle_headers``, its status line and headers) a byte at a time, ``trickle_s`` apart, as a
+slow backend or link would. Use it as a context
+manager: the server is stopped on exit even when the test fails, trickles included.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class Reply:
     body: bytes | str = b""
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    trickle_s: float = 0.0  # > 0: send the body one byte at a time, this far apart
+    trickle_headers: bool = False  # trickle the status line and headers too
 
 
 Handler = Callable[[Request], Reply]
@@ -50,6 +54,7 @@ class FakeServer:
     def __init__(self, handler: Handler, clock: Callable[[], float] | None = None) -> None:
         self.handler = handler
         self.requests: list[Request] = []
+        self._stopping = threading.Event()
         fake = self
 
         class _RequestHandler(BaseHTTPRequestHandler):
@@ -77,13 +82,34 @@ class FakeServer:
                 fake.requests.append(request)
                 reply = fake.handler(request)
                 payload = reply.body.encode() if isinstance(reply.body, str) else reply.body
+                head = [
+                    ("Content-Type", reply.content_type),
+                    ("Content-Length", str(len(payload))),
+                    *reply.headers.items(),
+                ]
+                if reply.trickle_s > 0 and reply.trickle_headers:
+                    reason = self.responses.get(reply.status, ("",))[0]
+                    lines = [f"HTTP/1.0 {reply.status} {reason}", *(f"{k}: {v}" for k, v in head)]
+                    self._trickle(("\r\n".join(lines) + "\r\n\r\n").encode() + payload, reply)
+                    return
                 self.send_response(reply.status)
-                self.send_header("Content-Type", reply.content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                for key, value in reply.headers.items():
+                for key, value in head:
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(payload)
+                if reply.trickle_s > 0:
+                    self._trickle(payload, reply)
+                else:
+                    self.wfile.write(payload)
+
+            def _trickle(self, data: bytes, reply: Reply) -> None:
+                try:
+                    for i in range(len(data)):
+                        if fake._stopping.wait(reply.trickle_s if i else 0):
+                            return
+                        self.wfile.write(data[i : i + 1])
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up, as it should
 
             do_GET = _serve
             do_POST = _serve
@@ -106,6 +132,7 @@ class FakeServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from obslib.errors import (
+    BackendTimeout,
     BackendUnavailable,
     ConfigError,
     MalformedResponse,
@@ -502,7 +503,7 @@ def test_unreachable_port_is_backend_unavailable() -> None:
     _assert_no_secret(caught.value)
 
 
-def test_timeout_is_backend_unavailable() -> None:
+def test_timeout_is_backend_timeout() -> None:
     release = threading.Event()
 
     def slow(_request):
@@ -511,11 +512,12 @@ def test_timeout_is_backend_unavailable() -> None:
 
     with FakeServer(slow) as server:
         try:
-            with pytest.raises(BackendUnavailable, match="no answer within") as caught:
+            with pytest.raises(BackendTimeout, match="no complete answer within") as caught:
                 make_source(server.url, timeout=0.2, retries=1).labels()
         finally:
             release.set()
-    assert len(server.requests) == 2
+    assert len(server.requests) == 1  # the deadline is spent: no retry
+    assert isinstance(caught.value, BackendUnavailable)
     _assert_no_secret(caught.value)
 
 

@@ -18,7 +18,6 @@ import pandas as pd
 import pytest
 import requests
 import yaml
-from prometheus_api_client import PrometheusConnect
 
 from obslib.emit import RULE_FILE
 from obslib.errors import (
@@ -30,6 +29,7 @@ from obslib.errors import (
 )
 from obslib.sources.endpoint import Endpoint
 from obslib.sources.frames import PROMETHEUS_COLUMNS
+from obslib.sources.http import HttpClient
 from obslib.sources.prometheus import (
     MAX_POINTS,
     MIN_STEP_S,
@@ -125,14 +125,14 @@ def free_port() -> int:
 
 
 class RecordingSession(requests.Session):
-    """A real session that remembers every request's URL and parameters."""
+    """A real session that remembers every request's URL and parameters (query or form)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.sent: list[tuple[str, dict]] = []
 
     def request(self, method, url, *args, **kwargs):  # type: ignore[override]
-        self.sent.append((url, dict(kwargs.get("params") or {})))
+        self.sent.append((url, dict(kwargs.get("params") or kwargs.get("data") or {})))
         return super().request(method, url, *args, **kwargs)
 
     def range_steps(self) -> list[tuple[float, float, float]]:
@@ -169,8 +169,8 @@ def source(stack) -> PrometheusSource:
 
 def recording_source(stack: LocalStack, **kwargs) -> tuple[PrometheusSource, RecordingSession]:
     session = RecordingSession()
-    connect = PrometheusConnect(url=stack.endpoint().url, session=session)
-    return PrometheusSource(connect=connect, **kwargs), session
+    client = HttpClient(stack.endpoint(), session=session)
+    return PrometheusSource(client=client, **kwargs), session
 
 
 def at_step(i: int) -> int:
@@ -508,7 +508,7 @@ def test_endpoint_comes_from_the_environment_first(monkeypatch):
     monkeypatch.setenv("OBSLIB_PROMETHEUS_TOKEN", "abc")
     endpoint = default_prometheus_endpoint()
     assert endpoint.url == "https://prom.example.com"
-    assert endpoint.headers["Authorization"] == "Bearer abc"
+    assert endpoint.request_headers()["Authorization"] == "Bearer abc"
 
 
 def test_endpoint_falls_back_to_the_running_stack(monkeypatch, stack):
