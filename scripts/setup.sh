@@ -37,11 +37,14 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 # The Python packages come from the lock (exact versions, checked against their hashes), the
-# project itself without dependencies. LOCK=requirements-lab.lock adds JupyterLab. The stamp
-# keys on pyproject.toml and the lock, so a refreshed lock (`make lock`) re-installs.
-LOCK=${LOCK:-requirements.lock}
-[ -f "$LOCK" ] || { echo "setup: no $LOCK here; \`make lock\` writes it" >&2; exit 1; }
+# project itself without dependencies. LOCK=requirements-lab.lock adds JupyterLab, and stays the
+# virtualenv's lock until another LOCK is given. The stamp keys on pyproject.toml and the lock,
+# so a refreshed lock (`make lock`) re-installs.
 stamp="$VENV/.obslib-installed"
+previous=$(cut -d' ' -f1 "$stamp" 2>/dev/null || true)
+case $previous in *.lock) ;; *) previous="" ;; esac  # a stamp from before the locks
+LOCK=${LOCK:-${previous:-requirements.lock}}
+[ -f "$LOCK" ] || { echo "setup: no $LOCK here; \`make lock\` writes it" >&2; exit 1; }
 want=$(cat pyproject.toml "$LOCK" | sha256sum | cut -d' ' -f1)
 want="$LOCK $want"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then

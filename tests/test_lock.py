@@ -117,6 +117,8 @@ def test_setup_installs_from_the_lock_and_reinstalls_when_the_lock_changes(tmp_p
         assert done.returncode == 0, done.stderr
         return log.read_text().splitlines() if log.exists() else []
 
+    # A virtualenv set up before the locks: its stamp was pyproject.toml's hash alone.
+    (venv / ".obslib-installed").write_text("0" * 64 + "\n")
     first = setup()
     assert first == [
         f"python -m pip install --quiet --require-hashes -r {LOCK.name}",
@@ -131,6 +133,8 @@ def test_setup_installs_from_the_lock_and_reinstalls_when_the_lock_changes(tmp_p
     assert setup() == []
     lab = setup(LAB_LOCK.name)
     assert lab[0] == f"python -m pip install --quiet --require-hashes -r {LAB_LOCK.name}"
+    assert setup() == []  # the lab lock stays the virtualenv's lock (JupyterLab is kept)
+    assert setup(LOCK.name) == first
     (tmp_path / LOCK.name).unlink()
     with pytest.raises(AssertionError, match="make lock"):
         setup()
