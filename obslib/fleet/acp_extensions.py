@@ -21,9 +21,11 @@ object is dropped without a word. None of the keys here can collide (see the tes
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib import metadata
 from typing import Any
 
 import acp
+from acp.schema import Implementation
 
 # ACP's method names (from the SDK), as the spans' rpc.method attribute.
 SESSION_NEW = acp.AGENT_METHODS["session_new"]
@@ -49,6 +51,15 @@ REPORT_LOST = "spansLost"
 def trace_carrier(meta: Mapping[str, Any]) -> dict[str, str]:
     """The W3C trace context in a request's ``_meta`` (string values only; may be empty)."""
     return {key: meta[key] for key in TRACE_CONTEXT_KEYS if isinstance(meta.get(key), str)}
+
+
+def implementation(name: str) -> Implementation:
+    """How a side of the pipe names itself in ``initialize``: ``name`` and obslib's version."""
+    try:
+        version = metadata.version("obslib")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        version = "unknown"
+    return Implementation(name=name, version=version)
 
 
 def text_of(content: Any) -> str:

@@ -27,7 +27,6 @@ from typing import Any, cast
 import acp
 from acp.schema import (
     AgentCapabilities,
-    Implementation,
     InitializeResponse,
     NewSessionResponse,
     PromptResponse,
@@ -46,6 +45,7 @@ from obslib.fleet.acp_extensions import (
     SESSION_NEW,
     SESSION_PROMPT,
     TELEMETRY_METHOD,
+    implementation,
     text_of,
     trace_carrier,
 )
@@ -120,7 +120,7 @@ class AgentServer:
             protocol_version=acp.PROTOCOL_VERSION,
             agent_capabilities=AgentCapabilities(load_session=False),
             auth_methods=[],
-            agent_info=Implementation(name=f"{SERVICE_AGENT_PREFIX}{self.agent_type}", version="1"),
+            agent_info=implementation(f"{SERVICE_AGENT_PREFIX}{self.agent_type}"),
         )
 
     async def new_session(

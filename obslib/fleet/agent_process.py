@@ -1,10 +1,11 @@
 """Spawn the agent CLI as a subprocess and talk ACP to it over its stdin and stdout.
 
 The ACP side is the protocol SDK's client connection (``acp.connect_to_agent`` on the child's
-pipes). The process itself is started here rather than with the SDK's ``spawn_agent_process``,
-which trims the environment to a few variables, sends stderr to a pipe nobody reads, and kills
-a slow child after two seconds without saying so: the agent needs the caller's environment
-(less any inherited trace context), its stderr in a file, and a clear error when it hangs.
+pipes). The process itself is started here rather than with the SDK's ``spawn_agent_process``:
+that is a context manager, while a worker's agent lives across calls, and by default it starts
+from a trimmed environment, pipes stderr, and terminates a child still running two seconds
+after its stdin closed without raising. The agent needs the caller's environment (less any
+inherited trace context), its stderr in a file, and a clear error when it hangs.
 """
 
 from __future__ import annotations
@@ -21,12 +22,7 @@ from typing import Any, cast
 
 import acp
 from acp.connection import StreamObserver
-from acp.schema import (
-    ClientCapabilities,
-    FileSystemCapabilities,
-    Implementation,
-    InitializeResponse,
-)
+from acp.schema import ClientCapabilities, FileSystemCapabilities, InitializeResponse
 
 from obslib.catalogue.hops import SERVICE_PROXY
 from obslib.errors import StackError
@@ -36,6 +32,7 @@ from obslib.fleet.acp_extensions import (
     REPORT_LOST,
     REPORT_SERVICE,
     TELEMETRY_METHOD,
+    implementation,
 )
 from obslib.fleet.telemetry import ENV_CONTEXT_KEYS
 
@@ -166,7 +163,7 @@ class AgentProcess:
             client_capabilities=ClientCapabilities(
                 fs=FileSystemCapabilities(read_text_file=False, write_text_file=False)
             ),
-            client_info=Implementation(name=SERVICE_PROXY, version="1"),
+            client_info=implementation(SERVICE_PROXY),
         )
 
     @property

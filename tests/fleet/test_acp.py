@@ -177,6 +177,30 @@ def test_agent_cli_takes_context_from_its_environment(
     assert (agent_span["trace_id"], agent_span["parent_span_id"]) == spawn_ids
 
 
+def test_the_telemetry_report_waits_for_the_calls_in_flight(
+    collector: OtlpCollector, tmp_path: Path
+) -> None:
+    async def scenario() -> tuple[dict[str, Any], Any]:
+        # Updates 50 ms apart: the report is asked for while the prompt is still streaming.
+        agent = await _spawn(collector, tmp_path, extra_args=("--chunk-delay-ms", "50"))
+        try:
+            await agent.initialize()
+            session = await agent.conn.new_session(cwd="/", mcp_servers=[])
+            prompt = asyncio.create_task(
+                agent.conn.prompt(session_id=session.session_id, prompt=[acp.text_block("x")])
+            )
+            await asyncio.sleep(0.05)
+            report = await agent.conn.ext_method(TELEMETRY_METHOD, {})
+            assert (await prompt).stop_reason == "end_turn"
+        finally:
+            closed = await agent.close()
+        return report, closed
+
+    report, closed = asyncio.run(scenario())
+    assert report["spansExported"] == 2  # session/new and the prompt that was in flight
+    assert closed.spans_exported == 2 and closed.returncode == 0
+
+
 # The schema's model of each method's params and result; None for ACP's extension space
 # (methods starting with "_"), where params and result are any JSON object.
 MODELS: dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]] = {
