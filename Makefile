@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup generate check lint test reports report stack-down clean
+.PHONY: help setup generate check lint test reports report stack-down clean lock
 
 help:
 	@echo "make test      set up, lint and run every test (what .ci/run and CI run)"
@@ -12,6 +12,8 @@ help:
 	@echo "make generate  re-emit dashboards/, rules/, runbooks/ from the catalogue"
 	@echo "make check     fail when committed artifacts differ from the catalogue"
 	@echo "make lint      ruff, and the PromQL lint of rules and dashboards"
+	@echo "make lock      refresh requirements.lock and requirements-lab.lock from pyproject.toml"
+	@echo "               (keeps the pins that still fit; UPGRADE=1 moves every package to its latest)"
 
 setup:
 	@scripts/setup.sh
@@ -37,6 +39,16 @@ reports: setup
 
 report: setup
 	$(BIN)/obslib report $(NAME)
+
+# The locks: pyproject.toml's runtime and dev dependencies (what setup, CI and the release
+# install), and the same plus the lab extra, held to the first lock's versions.
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	--no-emit-find-links --no-emit-trusted-host $(if $(UPGRADE),--upgrade)
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile $(LOCK_FLAGS)
+
+lock: setup
+	$(PIP_COMPILE) --extra dev -o requirements.lock pyproject.toml
+	$(PIP_COMPILE) --extra dev --extra lab -c requirements.lock -o requirements-lab.lock pyproject.toml
 
 stack-down:
 	$(BIN)/obslib stack down

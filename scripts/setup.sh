@@ -36,12 +36,24 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 
+# The Python packages come from the lock (exact versions, checked against their hashes), the
+# project itself without dependencies. LOCK=requirements-lab.lock adds JupyterLab, and stays the
+# virtualenv's lock until another LOCK is given. The stamp keys on pyproject.toml and the lock,
+# so a refreshed lock (`make lock`) re-installs.
 stamp="$VENV/.obslib-installed"
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+previous=$(cut -d' ' -f1 "$stamp" 2>/dev/null || true)
+case $previous in *.lock) ;; *) previous="" ;; esac  # a stamp from before the locks
+LOCK=${LOCK:-${previous:-requirements.lock}}
+[ -f "$LOCK" ] || { echo "setup: no $LOCK here; \`make lock\` writes it" >&2; exit 1; }
+want=$(cat pyproject.toml "$LOCK" | sha256sum | cut -d' ' -f1)
+want="$LOCK $want"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "setup: installing Python packages into $VENV"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e '.[dev]'
+  echo "setup: installing the Python packages of $LOCK into $VENV"
+  "$VENV/bin/python" -m pip install --quiet --require-hashes -r "$LOCK"
+  # Remove whatever the lock does not name (left by an earlier install), so the virtualenv
+  # holds exactly the locked versions; it removes the project too, installed again below.
+  "$VENV/bin/pip-sync" --quiet "$LOCK"
+  "$VENV/bin/python" -m pip install --quiet --no-deps -e .
   "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
   echo "$want" > "$stamp"
 fi

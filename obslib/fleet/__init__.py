@@ -1,8 +1,8 @@
 """The reference pipeline: an executable model of the Pass-1 hop chain, built from real parts.
 
 Mattermost-style ingress -> orchestrator -> NATS JetStream (``agent.tasks.<agent_type>``) ->
-worker proxy (durable consumer per agent type) -> agent CLI subprocess over ACP (JSON-RPC on
-stdio) -> result on ``agent.results.<taskId>`` -> orchestrator collector. Each service exports
+worker proxy (durable consumer per agent type) -> agent CLI subprocess over ACP (the protocol's
+Python SDK, JSON-RPC on stdio) -> result on ``agent.results.<taskId>`` -> orchestrator collector. Each service exports
 its spans and logs over OTLP/HTTP with the OpenTelemetry SDK, the Daedalus metric contract is
 served on ``/metrics``, and faults can be injected per share of tasks. Entry point:
 :func:`run_fleet`.

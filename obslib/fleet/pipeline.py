@@ -297,7 +297,7 @@ async def _drive(
         finally:
             stop.set()
             await asyncio.gather(*running, return_exceptions=True)
-        # Closing an agent's stdin makes it flush its spans and report what it exported.
+        # Closing an agent asks it to flush its spans and report what it exported, then ends it.
         closing, agents = agents, []
         closed = await asyncio.gather(*(a.close() for a in closing), return_exceptions=True)
         reports = {}

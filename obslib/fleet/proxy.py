@@ -3,8 +3,9 @@
 Per task it makes ``nats.consume`` (CONSUMER, child of the publisher's span when the headers
 carry one) > ``proxy.handle`` > ``acp.session.new`` and ``acp.session.prompt`` (CLIENT, with
 ``acp.session.update`` spanning the streamed notifications) and the result ``nats.publish``
-(PRODUCER). The ACP requests carry the current span in ``_meta``, so the agent's own spans
-join the trace across the stdio pipe.
+(PRODUCER). ACP goes through the protocol SDK's client connection of the agent process; the
+requests carry the current span in their ``_meta`` keys, so the agent's own spans join the
+trace across the stdio pipe.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import time
 import uuid
 from typing import Any
 
+import acp
 import nats.errors
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
+from pydantic import ValidationError
 
 from obslib.catalogue.hops import (
     AGENT_TYPE,
@@ -24,7 +27,13 @@ from obslib.catalogue.hops import (
     SERVICE_PROXY,
     TASK_ID,
 )
-from obslib.fleet import acp
+from obslib.fleet.acp_extensions import (
+    META_TASK_ID,
+    SESSION_NEW,
+    SESSION_PROMPT,
+    SESSION_UPDATE,
+    text_of,
+)
 from obslib.fleet.agent_process import AgentProcess
 from obslib.fleet.envelope import (
     STATE_COMPLETED,
@@ -197,7 +206,7 @@ class Worker:
         self.handled += 1
 
     def _meta(self, task_id: str) -> dict[str, Any]:
-        meta: dict[str, Any] = {acp.META_TASK_ID: task_id}
+        meta: dict[str, Any] = {META_TASK_ID: task_id}
         if not self._faults.has(task_id, STDIO_CONTEXT):
             meta.update(inject_context())  # the current span: the ACP CLIENT span
         return meta
@@ -215,20 +224,24 @@ class Worker:
         try:
             session_id, new_span_id = await self._session_new(task)
             answer = await self._session_prompt(task, session_id, new_span_id)
-        except acp.AcpError as exc:
-            return STATE_FAILED, "", str(exc)
+        except acp.RequestError as exc:
+            details = f" {exc.data}" if exc.data else ""
+            return STATE_FAILED, "", f"ACP error {exc.code}: {exc}{details}"
+        except ConnectionError as exc:  # the agent process is gone
+            return STATE_FAILED, "", f"ACP connection to the agent lost: {exc}"
+        except ValidationError as exc:  # the agent answered outside the ACP schema
+            return STATE_FAILED, "", f"ACP answer not schema-valid: {exc.error_count()} errors"
         return STATE_COMPLETED, answer, ""
 
     async def _session_new(self, task: ReceivedTask) -> tuple[str, int]:
         span = self._tel.hop_span(
-            "acp_new", attributes=self._acp_attributes(acp.SESSION_NEW, task.task_id)
+            "acp_new", attributes=self._acp_attributes(SESSION_NEW, task.task_id)
         )
         with trace.use_span(span, end_on_exit=True):
-            result = await self._agent.client.request(
-                acp.SESSION_NEW,
-                {"cwd": self._cwd, "mcpServers": [], acp.META: self._meta(task.task_id)},
+            response = await self._agent.conn.new_session(
+                cwd=self._cwd, mcp_servers=[], **self._meta(task.task_id)
             )
-            session_id = str(result.get("sessionId", ""))
+            session_id = response.session_id
             span.set_attribute(SESSION_ID, session_id)
             if self._metrics is not None and not self._cold_start_recorded:
                 self._cold_start_recorded = True
@@ -243,31 +256,26 @@ class Worker:
         return session_id, span.get_span_context().span_id
 
     async def _session_prompt(self, task: ReceivedTask, session_id: str, new_span_id: int) -> str:
-        attributes = self._acp_attributes(acp.SESSION_PROMPT, task.task_id)
+        attributes = self._acp_attributes(SESSION_PROMPT, task.task_id)
         attributes.update({SESSION_ID: session_id, PROMPT_LENGTH: len(task.prompt)})
         duplicate = self._faults.has(task.task_id, DUPLICATE_SPAN_IDS)
         with forced_ids(span_id=new_span_id if duplicate else None):
             span = self._tel.hop_span("acp_prompt", attributes=attributes)
         updates: list[tuple[int, str]] = []
 
-        def on_update(method: str, params: dict[str, Any]) -> None:
-            if method == acp.SESSION_UPDATE:
-                content = (params.get("update") or {}).get("content")
-                updates.append((time.time_ns(), acp.text_of(content)))
+        def on_update(update: Any) -> None:
+            updates.append((time.time_ns(), text_of(getattr(update, "content", None))))
 
-        self._agent.client.watch_session(session_id, on_update)
+        self._agent.sessions.watch(session_id, on_update)
         with trace.use_span(span, end_on_exit=True):
             try:
-                await self._agent.client.request(
-                    acp.SESSION_PROMPT,
-                    {
-                        "sessionId": session_id,
-                        "prompt": [{"type": "text", "text": task.prompt}],
-                        acp.META: self._meta(task.task_id),
-                    },
+                await self._agent.conn.prompt(
+                    session_id=session_id,
+                    prompt=[acp.text_block(task.prompt)],
+                    **self._meta(task.task_id),
                 )
             finally:
-                self._agent.client.unwatch_session(session_id)
+                self._agent.sessions.unwatch(session_id)
                 if updates:
                     self._update_span(task.task_id, session_id, updates)
             answer = "".join(text for _, text in updates)
@@ -276,7 +284,7 @@ class Worker:
 
     def _update_span(self, task_id: str, session_id: str, updates: list[tuple[int, str]]) -> None:
         """``acp.session.update``: from the first notification to the last, under the prompt span."""
-        attributes = self._acp_attributes(acp.SESSION_UPDATE, task_id)
+        attributes = self._acp_attributes(SESSION_UPDATE, task_id)
         attributes.update({SESSION_ID: session_id, UPDATE_COUNT: len(updates)})
         span = self._tel.hop_span("acp_update", attributes=attributes, start_time=updates[0][0])
         span.end(end_time=updates[-1][0])

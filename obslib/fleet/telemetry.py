@@ -330,6 +330,12 @@ class ServiceTelemetry:
         """
         return self._ended.ended - self.exporter.exported - self.exporter.withheld
 
+    def flush(self) -> None:
+        """Export every span and log record ended so far (blocks until done or timed out)."""
+        self.provider.force_flush()
+        if self._log_provider is not None:
+            self._log_provider.force_flush()
+
     def shutdown(self) -> None:
         """Flush and shut down the span and log pipelines, then close the log file."""
         if self._closed:

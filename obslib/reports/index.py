@@ -8,8 +8,8 @@ from pathlib import Path
 
 from obslib import clock
 from obslib.emit.files import write_atomic
-from obslib.reports.results import load_results
-from obslib.reports.run import ReportRun
+from obslib.reports.results import load_results, package_versions
+from obslib.reports.run import ReportRun, versions_footer
 from obslib.reports.secrets import scrub
 
 _COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "inconclusive": "#9a6700", "error": "#8250df"}
@@ -54,6 +54,7 @@ report failed; open it for the error and what to check).</p>
 {rows}
 </tbody></table>
 <h2>Backends</h2><ul>{items}</ul>
+{versions_footer(package_versions())}
 </body></html>
 """
     path = out / "index.html"

@@ -2,14 +2,18 @@
 
 One small schema for every notebook, so the index page and the tests read them the same way:
 ``notebook``, ``title``, ``verdict`` (pass | fail | inconclusive | error), ``window``,
-``generated_at``, ``summary`` (the notebook's own figures) and, for a failed run, ``error``.
+``generated_at``, ``versions`` (Python and the key packages that made the report, see
+:func:`package_versions`), ``summary`` (the notebook's own figures) and, for a failed run,
+``error``.
 """
 
 from __future__ import annotations
 
 import json
+import platform
 from collections.abc import Mapping
 from datetime import datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +27,34 @@ from obslib.verdict import Verdict
 
 RESULTS_SUFFIX = ".results.json"
 ERROR = "error"
+# The distributions whose versions decide what a report shows: its frames, figures, execution
+# and rendering, how the pipeline's telemetry is decoded and spoken. Those not installed are left
+# out (a dependency dropped from pyproject.toml simply stops being recorded).
+KEY_PACKAGES = (
+    "pandas",
+    "plotly",
+    "papermill",
+    "nbconvert",
+    "prometheus-api-client",
+    "opentelemetry-proto",
+    "agent-client-protocol",
+)
 
 
 def results_path(results_dir: str | Path, name: str) -> Path:
     """Where notebook ``name`` writes its results."""
     return Path(results_dir) / f"{name}{RESULTS_SUFFIX}"
+
+
+def package_versions(packages: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:
+    """``{"python": ..., package: version}`` of this interpreter, for the installed ``packages``."""
+    versions = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
 
 
 def _plain(value: Any) -> Any:
@@ -70,6 +97,7 @@ def save_results(
         if window is None
         else {"start": _plain(window[0]), "end": _plain(window[1])},
         "generated_at": clock.now().isoformat(),
+        "versions": package_versions(),
         "summary": _plain(dict(summary or {})),
     }
     if error:

@@ -15,9 +15,10 @@ end. Several at once: a failed criterion wins, then a report error, then inconcl
 
 from __future__ import annotations
 
+import html as html_text
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,13 @@ import nbformat
 
 from obslib.emit.files import write_atomic
 from obslib.reports.notebooks import notebook_spec, prepare_parameters
-from obslib.reports.results import ERROR, load_results, results_path, save_results
+from obslib.reports.results import (
+    ERROR,
+    load_results,
+    package_versions,
+    results_path,
+    save_results,
+)
 from obslib.reports.secrets import scrub
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,8 +135,22 @@ def _error_cell(name: str, error: dict[str, Any]) -> nbformat.NotebookNode:
     return nbformat.v4.new_markdown_cell(text, metadata={"tags": ["obslib-error"]})
 
 
-def render_html(notebook: nbformat.NotebookNode, title: str) -> str:
-    """HTML of an executed notebook with the code hidden (outputs and narrative only)."""
+def versions_footer(versions: Mapping[str, str]) -> str:
+    """A ``<footer>`` naming the versions that produced a page (``python``, then packages)."""
+    made_with = ", ".join(f"{name} {version}" for name, version in versions.items())
+    return (
+        "<footer class='obslib-versions' style='margin:2rem 0 1rem;color:#57606a;"
+        f"font-size:.85rem'>Made with {html_text.escape(made_with)}.</footer>"
+    )
+
+
+def render_html(
+    notebook: nbformat.NotebookNode, title: str, versions: Mapping[str, str] | None = None
+) -> str:
+    """HTML of an executed notebook with the code hidden, and a footer naming ``versions``.
+
+    ``versions`` defaults to this interpreter's (:func:`~obslib.reports.results.package_versions`).
+    """
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(
@@ -140,7 +161,9 @@ def render_html(notebook: nbformat.NotebookNode, title: str) -> str:
     )
     notebook.metadata["title"] = title
     body, _ = exporter.from_notebook_node(notebook)
-    return body
+    footer = versions_footer(package_versions() if versions is None else versions)
+    head, closing, tail = body.rpartition("</body>")
+    return f"{head}{footer}\n{closing}{tail}" if closing else f"{body}{footer}\n"
 
 
 def run_notebook(
@@ -192,8 +215,6 @@ def run_notebook(
     if error is not None:
         notebook.cells.insert(0, _error_cell(name, error))
     write_atomic(executed, scrub(nbformat.writes(notebook)))
-    html = out / f"{name}.html"
-    write_atomic(html, scrub(render_html(notebook, spec.title)))
     if error is None and not results.exists():
         error = {
             "exec_count": None,
@@ -203,7 +224,12 @@ def run_notebook(
     if error is not None:
         error["hint"] = HINTS.get(error["ename"], DEFAULT_HINT.format(name=name))
         save_results(name, out, title=spec.title, verdict=ERROR, error=error)
-    verdict = load_results(results)["verdict"]
+    recorded = load_results(results)
+    html = out / f"{name}.html"
+    # The footer names the versions the results JSON recorded (the kernel's, which made it).
+    versions = recorded.get("versions") or package_versions()
+    write_atomic(html, scrub(render_html(notebook, spec.title, versions)))
+    verdict = recorded["verdict"]
     return ReportRun(
         name, spec.title, verdict, html, executed, results, time.monotonic() - started, error
     )
