@@ -13,7 +13,7 @@ import pytest
 
 from obslib.reports.index import write_index
 from obslib.reports.results import KEY_PACKAGES, load_results, package_versions, save_results
-from obslib.reports.run import render_html
+from obslib.reports.run import EXIT_ERROR, render_html
 from obslib.verdict import Verdict
 from tests.lockfile import LOCK, REPO, read_lock
 
@@ -60,7 +60,7 @@ def test_a_real_report_run_records_the_versions_in_both(tmp_path, monkeypatch) -
     command = [sys.executable, "-m", "obslib", "report", "fleet_overview", "--quiet"]
     command += ["--no-embedded", "--out", str(tmp_path)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == EXIT_ERROR, done.stderr
     results = json.loads((tmp_path / "fleet_overview.results.json").read_text())
     assert results["versions"] == package_versions()
     html = (tmp_path / "fleet_overview.html").read_text()
