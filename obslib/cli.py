@@ -209,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     stack = sub.add_parser("stack", help="run a local Prometheus over backfilled fleet history")
     stack.add_argument("action", choices=("up", "down", "status"))
     stack.add_argument("--port", type=int, help="port on 127.0.0.1 ($OBSLIB_STACK_PORT, 19090)")
-    stack.add_argument("--dir", help="data directory ($OBSLIB_STACK_DIR, .obslib/stack)")
+    stack.add_argument(
+        "--dir", help="data directory ($OBSLIB_STACK_DIR, else .obslib/stack in the workbench root)"
+    )
     stack.add_argument("--days", type=int, default=14, help="days of history on first up (14)")
     stack.add_argument("--seed", type=int, default=1, help="seed of the synthetic history (1)")
     stack.set_defaults(handler=cmd_stack)

@@ -1,6 +1,7 @@
 """The embedded local stack: a real Prometheus on 127.0.0.1 over backfilled fleet history.
 
-Everything lives in one data directory (``$OBSLIB_STACK_DIR``, default ``.obslib/stack``)::
+Everything lives in one data directory (``$OBSLIB_STACK_DIR``, default ``<root>/.obslib/stack``
+with the root of :mod:`obslib.paths`, never the working directory)::
 
     prometheus.yml    written on every start: rule files and optional scrape targets
     tsdb/             the TSDB; backfilled blocks are built elsewhere and moved in whole
@@ -39,13 +40,13 @@ import requests
 import yaml
 
 from obslib.errors import ConfigError, StackError
+from obslib.paths import STACK_DIR_ENV, stack_dir
 from obslib.sources.endpoint import Endpoint
 
 log = logging.getLogger(__name__)
 
-DIR_ENV = "OBSLIB_STACK_DIR"
+DIR_ENV = STACK_DIR_ENV
 PORT_ENV = "OBSLIB_STACK_PORT"
-DEFAULT_DIR = Path(".obslib/stack")
 DEFAULT_PORT = 19090
 FLEET_JOB = "daedalus-fleet"  # the job the reference pipeline's /metrics is scraped as
 SCRAPE_INTERVAL = "15s"
@@ -144,7 +145,7 @@ class LocalStack:
 
     Args:
         data_dir: where config, TSDB, pid file and log live (default ``$OBSLIB_STACK_DIR``
-            or ``.obslib/stack`` under the current directory).
+            or ``.obslib/stack`` under the workbench root, see :mod:`obslib.paths`).
         port: the port on 127.0.0.1 (default ``$OBSLIB_STACK_PORT`` or 19090).
         rule_files: rule files to load (default: the emitted ``rules/daedalus-alerts.yaml``).
         scrape_targets: ``host:port`` endpoints scraped every 15 s as job ``daedalus-fleet``.
@@ -157,7 +158,7 @@ class LocalStack:
         rule_files: list[Path] | None = None,
         scrape_targets: list[str] | None = None,
     ) -> None:
-        chosen = data_dir or Path(os.environ.get(DIR_ENV, "").strip() or DEFAULT_DIR)
+        chosen = data_dir or stack_dir()  # the workbench's own, whatever the working directory
         self.data_dir = Path(chosen).expanduser().absolute()
         self.port = _port_from_env() if port is None else port
         if not 0 < self.port < 65536:

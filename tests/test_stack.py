@@ -251,9 +251,14 @@ def test_defaults_come_from_the_environment(tmp_path, monkeypatch):
     assert (stack.data_dir, stack.port) == (tmp_path / "here", 19191)
     monkeypatch.delenv("OBSLIB_STACK_DIR")
     monkeypatch.delenv("OBSLIB_STACK_PORT")
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OBSLIB_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)  # JupyterLab's kernels run in notebooks/: the stack is the same
     stack = LocalStack()
-    assert (stack.data_dir, stack.port) == (tmp_path / ".obslib" / "stack", 19090)
+    assert (stack.data_dir, stack.port) == (REPO / ".obslib" / "stack", 19090)
+    monkeypatch.setenv("OBSLIB_HOME", str(tmp_path / "home"))
+    assert LocalStack().data_dir == tmp_path / "home" / ".obslib" / "stack"
+    monkeypatch.setenv("OBSLIB_STACK_DIR", "relative/stack")  # taken from the root, not cwd
+    assert LocalStack().data_dir == tmp_path / "home" / "relative" / "stack"
     monkeypatch.chdir(REPO)
     assert default_rule_files() == [(REPO / RULE_FILE).absolute()]
 

@@ -1,17 +1,18 @@
-"""The embedded default: the backends reports use when no cluster is configured.
+"""The embedded default for a headless run of every report: what to bring up, what to pass.
 
 Prometheus: unless ``OBSLIB_PROMETHEUS_URL`` is set, the local stack (a real Prometheus over 14
 days of synthetic history, started or reused), which also scrapes the reference pipeline's
-``/metrics``. Traces and logs: unless ``OBSLIB_TEMPO_URL`` is set, one run of the reference
-pipeline exporting to the test OTLP collector, whose files the notebooks read. The run also
-provides the Phase-5 sentinel task and its trace id.
+``/metrics``. Traces and logs: unless ``OBSLIB_TEMPO_URL`` is set, a fresh run of the reference
+pipeline exporting to the test OTLP collector (kept where :mod:`obslib.reports.inputs` finds
+it, so notebooks opened later read the same run). The run also provides the Phase-5 sentinel
+task and its trace id. Which backend is which is decided in :mod:`obslib.reports.inputs`; this
+module only starts what a whole run needs and hands the notebooks explicit parameters.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -21,16 +22,13 @@ from typing import Any
 import pandas as pd
 
 from obslib import clock
+from obslib.reports import inputs
 from obslib.settings import Settings
 from obslib.sources.endpoint import is_configured
 
 log = logging.getLogger(__name__)
 FLEET_METRICS_PORT_ENV = "OBSLIB_FLEET_METRICS_PORT"
 FLEET_METRICS_PORT = 19091
-HISTORY_DAYS = 14
-# Faults injected into the embedded run, so the audit report shows what a break looks like;
-# the audit must find exactly these tasks (the fleet run's ground truth says which).
-DEMO_FAULTS = ("stdio_context=0.05", "nats_headers=0.05", "envelope_trace_id=0.03")
 
 
 @dataclass
@@ -69,14 +67,7 @@ def _synthetic_outputs(ctx: ReportContext, out_dir: Path) -> None:
 
 
 @contextmanager
-def report_backends(
-    settings: Settings,
-    out_dir: Path,
-    *,
-    tasks: int = 60,
-    seed: int = 1,
-    faults: tuple[str, ...] = DEMO_FAULTS,
-) -> Iterator[ReportContext]:
+def report_backends(settings: Settings, out_dir: Path) -> Iterator[ReportContext]:
     """Bring up what is not configured, yield the report context, and stop what was started."""
     ctx = ReportContext(
         prometheus="configured" if is_configured("prometheus") else "embedded",
@@ -92,24 +83,19 @@ def report_backends(
             _start_stack(settings, ctx, metrics)
             _synthetic_outputs(ctx, out_dir)
         if ctx.traces == "otlp-files":
-            _run_fleet(settings, out_dir, ctx, metrics, tasks, seed, faults, stack)
+            _run_fleet(settings, ctx, metrics)
         yield ctx
 
 
 def _start_stack(settings: Settings, ctx: ReportContext, metrics: Any) -> None:
-    from obslib.stack import LocalStack
-    from obslib.synth import load_ground_truth, write_history
-    from obslib.synth.scenario import default_end
+    from obslib.synth import load_ground_truth
 
     port = _fleet_port()
     metrics.serve(port=port)
-    stack = LocalStack(scrape_targets=[f"127.0.0.1:{port}"])
-    now = clock.now()
-    end = default_end(now.timestamp())
-    status = stack.up(
-        history=lambda work_dir: write_history(settings, work_dir, end=end, days=HISTORY_DAYS)
+    stack = inputs.embedded_stack(settings, scrape_targets=[f"127.0.0.1:{port}"])
+    ctx.notes.append(
+        f"Prometheus: the embedded local stack at {stack.status().url} (synthetic history)."
     )
-    ctx.notes.append(f"Prometheus: the embedded local stack at {status.url} (synthetic history).")
     truth_path = stack.history_dir / "ground-truth.json"
     if truth_path.exists():
         truth = load_ground_truth(truth_path)
@@ -117,50 +103,22 @@ def _start_stack(settings: Settings, ctx: ReportContext, metrics: Any) -> None:
             ctx,
             pd.Timestamp(truth.start, unit="s", tz="UTC"),
             pd.Timestamp(truth.end, unit="s", tz="UTC"),
-            now,
+            clock.now(),
         )
 
 
-def _run_fleet(
-    settings: Settings,
-    out_dir: Path,
-    ctx: ReportContext,
-    metrics: Any,
-    tasks: int,
-    seed: int,
-    faults: tuple[str, ...],
-    stack: ExitStack,
-) -> None:
-    from obslib.collector import OtlpCollector
-    from obslib.fleet import FaultPlan, run_fleet
-
-    telemetry = out_dir / "telemetry"
-    shutil.rmtree(telemetry, ignore_errors=True)  # the collector appends: start from an empty run
-    collector = stack.enter_context(OtlpCollector(out_dir=telemetry / "collector"))
-    run = run_fleet(
-        settings,
-        tasks=tasks,
-        collector_endpoint=collector.endpoint,
-        out_dir=telemetry / "fleet",
-        concurrency=min(tasks, 20),
-        faults=FaultPlan.parse(list(faults)),
-        seed=seed,
-        metrics=metrics,
-    )
-    collector.wait_for_spans(sum(run.spans_exported.values()), timeout_s=30)
-    clean = [t for t in run.task_ids if not run.faults.get(t) and run.states.get(t)]
-    sentinel = clean[0] if clean else ""
+def _run_fleet(settings: Settings, ctx: ReportContext, metrics: Any) -> None:
+    run = inputs.reference_run(settings, fresh=True, metrics=metrics)
+    truth = run.ground_truth
+    sentinel, trace_id = run.sentinel()
     ctx.notes.append(
-        f"Traces and logs: the reference pipeline ran {len(run.task_ids)} tasks "
-        f"(faults injected: {', '.join(faults) or 'none'}) into the test OTLP collector."
+        f"Traces and logs: the reference pipeline ran {len(truth['task_ids'])} tasks (faults "
+        f"injected: {', '.join(inputs.DEMO_FAULTS) or 'none'}) into the test OTLP collector."
     )
-    files = {"traces_path": str(collector.traces_path), "logs_path": str(collector.logs_path)}
-    fleet_run = str(telemetry / "fleet" / "fleet-run.json")
-    ctx.parameters.setdefault("trace_audit", {}).update({**files, "fleet_run": fleet_run})
+    files = {"traces_path": str(run.traces_path), "logs_path": str(run.logs_path)}
+    ctx.parameters.setdefault("trace_audit", {}).update(
+        {**files, "fleet_run": str(run.fleet_run_path)}
+    )
     ctx.parameters.setdefault("phase5_acceptance", {}).update(
-        {
-            "traces_path": files["traces_path"],
-            "sentinel_task_id": sentinel,
-            "trace_id": run.expected_trace_ids.get(sentinel, ""),
-        }
+        {"traces_path": files["traces_path"], "sentinel_task_id": sentinel, "trace_id": trace_id}
     )

@@ -86,17 +86,23 @@ class ReferenceRun:
     @property
     def traces_path(self) -> Path:
         """The collector's spans (OTLP JSON lines)."""
-        return self.directory / "collector" / "traces.jsonl"
+        from obslib.collector.server import FILES
+
+        return self.directory / "collector" / FILES["traces"]
 
     @property
     def logs_path(self) -> Path:
         """The collector's log records (OTLP JSON lines)."""
-        return self.directory / "collector" / "logs.jsonl"
+        from obslib.collector.server import FILES
+
+        return self.directory / "collector" / FILES["logs"]
 
     @property
     def fleet_run_path(self) -> Path:
         """The run's ground truth: its tasks, their faults and trace ids."""
-        return self.directory / "fleet" / "fleet-run.json"
+        from obslib.fleet.pipeline import RUN_FILE
+
+        return self.directory / "fleet" / RUN_FILE
 
     @property
     def ground_truth(self) -> dict[str, Any]:
@@ -212,6 +218,11 @@ def window_spans(
     return cov.Fetched(fetched.frame, replace(fetched.coverage, notes=notes))
 
 
+def reads_window(traces_path: str = "") -> bool:
+    """Whether :func:`window_spans` reads a backend for the window (not a whole file)."""
+    return not traces_path and is_configured("tempo")
+
+
 def spans_origin(traces_path: str = "") -> str:
     """Where :func:`window_spans` reads from, in words (before reading)."""
     if traces_path:
@@ -232,3 +243,48 @@ def reference_fleet_run(traces_path: str = "") -> str:
 def no_spans() -> pd.DataFrame:
     """An empty span frame."""
     return empty_frame(SPAN_COLUMNS)
+
+
+def file_logs(path: str | Path) -> cov.Fetched:
+    """Every log record of an OTLP logs file."""
+    from obslib.sources.otlp_files import read_logs
+
+    logs = read_logs(path)
+    coverage = cov.Coverage(f"OTLP file {path}", "log lines", len(logs))
+    if logs.empty:
+        coverage = coverage.with_gaps(cov.Gap(cov.NO_MATCH, 0, f"no log record in {path}"))
+    return cov.Fetched(logs, coverage)
+
+
+def window_logs(
+    settings: Settings,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    *,
+    logs_path: str = "",
+    traces_path: str = "",
+    cap: int | None = None,
+) -> cov.Fetched | None:
+    """The log lines of a window, or None when there is no log source to read.
+
+    A file the caller names; else Loki when ``$OBSLIB_LOKI_URL`` is set (every line of the
+    release's streams, selected by ``logs.namespaceLabel``); else, when the spans are the
+    reference run's, that run's logs.
+    """
+    if logs_path:
+        return file_logs(logs_path)
+    if is_configured("loki"):
+        from obslib.sources.loki import LokiSource, log_selector
+
+        return LokiSource().window_logs(log_selector(settings), start, end, cap=cap)
+    if not traces_path and not is_configured("tempo"):
+        return file_logs(reference_run(settings).logs_path)
+    return None
+
+
+def logged_trace_ids(logs: cov.Fetched | None) -> list[str]:
+    """The trace ids log lines carry: traces a window read must find (by id if search misses)."""
+    if logs is None or logs.frame.empty:
+        return []
+    ids = logs.frame["trace_id"].astype(str)
+    return sorted(set(ids[ids.str.fullmatch(r"[0-9a-f]{1,32}")]))

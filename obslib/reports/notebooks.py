@@ -24,7 +24,7 @@ from obslib.reports import params
 from obslib.reports.params import HOURS, PATH, STEP, TEXT, TIME, TRACE_ID, Kind, choice, count
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
-MAX_SEARCH_LIMIT = 10_000  # every trace found is then fetched by id
+MAX_TRACES = 1_000_000  # a user's cap on the traces one audit reads (0: every trace)
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
             Parameter("traces_path", PATH),
             Parameter("logs_path", PATH),
             Parameter("traceql", TEXT),
-            Parameter("search_limit", count(1, MAX_SEARCH_LIMIT)),
+            Parameter("max_traces", count(0, MAX_TRACES)),
             Parameter("profile", choice(list(PROFILES))),
             Parameter("fleet_run", PATH),
             RESULTS_DIR,

@@ -95,8 +95,8 @@ BAD_VALUES = [
     ("fleet_overview", "step", "0", "a number of seconds above 0"),
     ("fleet_overview", "step", "5m", "a number of seconds above 0"),
     ("trace_audit", "profile", "bogus", "one of pass1, platform-today"),
-    ("trace_audit", "search_limit", "abc", "a whole number from 1 to 10,000"),
-    ("trace_audit", "search_limit", "2.5", "a whole number from 1 to 10,000"),
+    ("trace_audit", "max_traces", "abc", "a whole number from 0 to 1,000,000"),
+    ("trace_audit", "max_traces", "2.5", "a whole number from 0 to 1,000,000"),
     ("phase5_acceptance", "trace_id", "not-a-trace", "a trace id of 32 hex characters"),
     ("slo_baseline", "hours", "inf", "a number of hours"),
 ]
@@ -158,10 +158,10 @@ def test_every_notebook_checks_its_own_parameters_cell(spec):
 
 
 def test_checked_parameters_converts_values_given_as_text():
-    values = {**notebook_defaults(notebook_spec("trace_audit")), "search_limit": "40"}
+    values = {**notebook_defaults(notebook_spec("trace_audit")), "max_traces": "40"}
     values.update(start="2026-11-28T08:00:00Z", end=str(int(END.timestamp())), hours="2")
     checked = checked_parameters("trace_audit", values)
-    assert checked["search_limit"] == 40 and checked["hours"] == 2.0
+    assert checked["max_traces"] == 40 and checked["hours"] == 2.0
     assert (checked["window_start"], checked["window_end"]) == (END - pd.Timedelta(hours=2), END)
     values.update(start="")
     assert checked_parameters("trace_audit", values)["window_start"] == END - pd.Timedelta(hours=2)
