@@ -17,6 +17,7 @@ The parsers (:func:`summaries_from_search`, :func:`trace_frame`) are pure and ra
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -45,6 +46,7 @@ from obslib.sources.otlp import OtlpFormatError, spans_from_json
 
 NO_ROOT = "<root span not yet received>"  # Tempo's placeholder root service name
 QUERY_END_CUTOFF_S = 30.0  # query_frontend.search.query_end_cutoff: searches end this long ago
+CUTOFF_ENV = "OBSLIB_TEMPO_QUERY_END_CUTOFF"  # set it when your Tempo's cutoff is not the default
 TAG_VALUE_COLUMNS: dict[str, str] = {"value": "str", "type": "str"}  # rows of tag_values()
 TimeArg = datetime | float | int | None
 _HEX = frozenset("0123456789abcdef")
@@ -198,6 +200,19 @@ def tag_values_from_body(body: Any) -> pd.DataFrame:
     )
 
 
+def _cutoff_from_env() -> float:
+    text = os.environ.get(CUTOFF_ENV, "").strip()
+    if not text:
+        return QUERY_END_CUTOFF_S
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(
+            f"{CUTOFF_ENV}={text!r} is not a number of seconds: give your Tempo's "
+            "query_frontend.search.query_end_cutoff (default 30)"
+        ) from None
+
+
 class TempoSource:
     """Read traces from Grafana Tempo's HTTP API into the documented frames.
 
@@ -212,10 +227,12 @@ class TempoSource:
         endpoint: Endpoint | None = None,
         client: HttpClient | None = None,
         *,
-        query_end_cutoff_s: float = QUERY_END_CUTOFF_S,
+        query_end_cutoff_s: float | None = None,
     ) -> None:
         if client is not None and endpoint is not None and client.endpoint != endpoint:
             raise ConfigError("TempoSource: pass an endpoint or a client, not two different ones")
+        if query_end_cutoff_s is None:
+            query_end_cutoff_s = _cutoff_from_env()
         if not 0 <= query_end_cutoff_s <= 3600:
             raise ConfigError(
                 f"TempoSource: query_end_cutoff_s must be 0 to 3600 seconds, got {query_end_cutoff_s!r}"

@@ -291,3 +291,16 @@ def test_a_cap_keeps_the_first_traces_and_says_how_many_matched(clock):
         fetched = window_of(fake, clock, T0 - 600, T0 - 60, max_traces=5)
     assert fetched.frame["trace_id"].nunique() == 5 and fetched.coverage.partial
     assert "partial: 5 traces audited, at least 12 matched" in fetched.coverage.headline()
+
+
+def test_the_cutoff_is_a_setting(monkeypatch):
+    from obslib.errors import ConfigError
+
+    endpoint = Endpoint("tempo", "http://127.0.0.1:9")
+    monkeypatch.setenv("OBSLIB_TEMPO_QUERY_END_CUTOFF", "45")
+    assert TempoSource(endpoint).query_end_cutoff_s == 45
+    monkeypatch.setenv("OBSLIB_TEMPO_QUERY_END_CUTOFF", "soon")
+    with pytest.raises(ConfigError, match="OBSLIB_TEMPO_QUERY_END_CUTOFF='soon'"):
+        TempoSource(endpoint)
+    monkeypatch.delenv("OBSLIB_TEMPO_QUERY_END_CUTOFF")
+    assert TempoSource(endpoint).query_end_cutoff_s == 30
