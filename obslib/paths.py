@@ -28,6 +28,12 @@ def root() -> Path:
     return Path.cwd().resolve()
 
 
+def owned(path: str | Path) -> Path:
+    """``path`` as the workbench sees it: absolute as given, relative from the root."""
+    given = Path(path).expanduser()
+    return given if given.is_absolute() else root() / given
+
+
 def state_dir() -> Path:
     """``<root>/.obslib``: the stack and the reference run live here."""
     return root() / ".obslib"

@@ -18,6 +18,7 @@ body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; 
 table { border-collapse: collapse; width: 100%; } td, th { padding: .5rem .75rem; text-align: left;
 border-bottom: 1px solid #d0d7de; } .verdict { color: white; padding: .15rem .5rem; border-radius: 1rem;
 font-weight: 600; font-size: .85rem; } .muted { color: #57606a; font-size: .9rem; }
+.headline { margin-top: .25rem; } td:nth-child(2) { max-width: 14rem; }
 """
 
 
@@ -26,13 +27,17 @@ def _row(run: ReportRun, out_dir: Path) -> str:
     window = results.get("window") or {}
     span = f"{window.get('start', '')} to {window.get('end', '')}" if window else ""
     colour = _COLOURS.get(run.verdict, "#57606a")
-    problem = ""
+    headline = str(results.get("headline") or "")
+    note = str(results.get("verdict_note") or "")
+    below = f"<div class='headline'>{html.escape(headline)}</div>" if headline else ""
     if run.error:
-        problem = f"<div class='muted'>{html.escape(str(run.error.get('ename')))}: {html.escape(str(run.error.get('evalue'))[:200])}</div>"
+        below += f"<div class='muted'>{html.escape(str(run.error.get('ename')))}: {html.escape(str(run.error.get('evalue'))[:200])}</div>"
+    link = html.escape(run.html.relative_to(out_dir).as_posix())
     return (
-        f"<tr><td><a href='{html.escape(run.html.relative_to(out_dir).as_posix())}'>{html.escape(run.title)}</a>{problem}</td>"
-        f"<td><span class='verdict' style='background:{colour}'>{html.escape(run.verdict)}</span></td>"
-        f"<td class='muted'>{html.escape(span)}</td><td class='muted'>{run.seconds:.0f} s</td>"
+        f"<tr><td><a href='{link}'>{html.escape(run.title)}</a>{below}</td>"
+        f"<td><span class='verdict' style='background:{colour}'>{html.escape(run.verdict)}</span>"
+        + (f"<div class='muted'>{html.escape(note)}</div>" if note else "")
+        + f"</td><td class='muted'>{html.escape(span)}</td><td class='muted'>{run.seconds:.0f} s</td>"
         f"<td><a href='{html.escape(run.results.relative_to(out_dir).as_posix())}'>results JSON</a></td></tr>"
     )
 
@@ -47,8 +52,9 @@ def write_index(runs: Sequence[ReportRun], out_dir: str | Path, notes: Sequence[
 <html lang="en"><head><meta charset="utf-8"><title>Daedalus observability reports</title>
 <style>{_STYLE}</style></head><body>
 <h1>Daedalus observability reports</h1>
-<p class="muted">Generated {when}. Verdicts: pass, fail, inconclusive (no data is never a pass), error (the
-report failed; open it for the error and what to check).</p>
+<p class="muted">Generated {when}. Verdicts: pass, fail, inconclusive (no data, or partial data, is
+never a pass), error (the report failed; open it for the error and what to check). What each
+verdict means for each report is in the README ("What the verdicts mean").</p>
 <table><thead><tr><th>Report</th><th>Verdict</th><th>Window (UTC)</th><th>Took</th><th></th></tr></thead>
 <tbody>
 {rows}

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from obslib import clock
+from obslib import clock, paths
 from obslib.errors import ConfigError
 
 MAX_WINDOW_HOURS = 2160.0  # 90 days: more than any Prometheus retention these reports read
@@ -162,9 +162,15 @@ def _text(value: Any) -> str:
 
 
 def _path(value: Any) -> str:
+    """A path parameter: empty stays empty, a relative path is taken from the workbench root.
+
+    So a notebook run in JupyterLab (working directory ``notebooks/``) writes ``rendered/``
+    where a headless run does.
+    """
     if isinstance(value, PathLike):
         value = str(value)
-    return _text(value)
+    text = _text(value)
+    return str(paths.owned(text)) if text else ""
 
 
 def _count(low: int, high: int) -> Callable[[Any], int]:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from obslib import clock
+from obslib import clock, paths
 from obslib.emit.files import write_atomic
 from obslib.reports.secrets import scrub
 from obslib.verdict import Verdict
@@ -87,12 +87,21 @@ def save_results(
     window: tuple[Any, Any] | None = None,
     summary: Mapping[str, Any] | None = None,
     error: Mapping[str, Any] | None = None,
+    headline: str = "",
+    verdict_note: str = "",
 ) -> Path:
-    """Write ``<results_dir>/<name>.results.json`` atomically, scrubbed of credentials."""
+    """Write ``<results_dir>/<name>.results.json`` atomically, scrubbed of credentials.
+
+    ``headline`` is the one line the index shows for the report ("52 of 60 tasks whole; ...");
+    ``verdict_note`` says what the verdict means here when it needs saying ("faults injected on
+    purpose: 5 of 5 found"). A relative ``results_dir`` is taken from the workbench root.
+    """
     payload = {
         "notebook": name,
         "title": title,
         "verdict": verdict.value if isinstance(verdict, Verdict) else str(verdict),
+        "headline": headline,
+        "verdict_note": verdict_note,
         "window": None
         if window is None
         else {"start": _plain(window[0]), "end": _plain(window[1])},
@@ -102,7 +111,7 @@ def save_results(
     }
     if error:
         payload["error"] = _plain(dict(error))
-    path = results_path(results_dir, name)
+    path = results_path(paths.owned(results_dir), name)
     write_atomic(path, scrub(json.dumps(payload, indent=2, allow_nan=False)) + "\n")
     return path
 

@@ -35,6 +35,7 @@ from obslib.reports.results import (
     save_results,
 )
 from obslib.reports.secrets import scrub
+from obslib.reports.tables import REPORT_CSS
 
 REPO = Path(__file__).resolve().parents[2]
 KERNEL = "python3"
@@ -162,6 +163,7 @@ def render_html(
     notebook.metadata["title"] = title
     body, _ = exporter.from_notebook_node(notebook)
     footer = versions_footer(package_versions() if versions is None else versions)
+    body = body.replace("</head>", f"{REPORT_CSS}\n</head>", 1)  # wide tables scroll
     head, closing, tail = body.rpartition("</body>")
     return f"{head}{footer}\n{closing}{tail}" if closing else f"{body}{footer}\n"
 
