@@ -288,3 +288,19 @@ def logged_trace_ids(logs: cov.Fetched | None) -> list[str]:
         return []
     ids = logs.frame["trace_id"].astype(str)
     return sorted(set(ids[ids.str.fullmatch(r"[0-9a-f]{1,32}")]))
+
+
+COMMITTED_PROPOSALS = "rules/proposed"  # where reviewed Pass-2 drafts are committed
+
+
+def proposed_rules_dir(requested: str | Path) -> Path:
+    """Where the baseline writes its draft Pass-2 rules.
+
+    The requested directory, except that drafts drawn from the embedded synthetic history (no
+    Prometheus configured) never land in the committed ``rules/proposed/``: they go to the
+    workbench's state directory instead.
+    """
+    chosen = paths.owned(requested)
+    if not is_configured("prometheus") and chosen == paths.owned(COMMITTED_PROPOSALS):
+        return paths.state_dir() / "proposed-rules"
+    return chosen
