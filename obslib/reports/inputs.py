@@ -304,3 +304,24 @@ def proposed_rules_dir(requested: str | Path) -> Path:
     if not is_configured("prometheus") and chosen == paths.owned(COMMITTED_PROPOSALS):
         return paths.state_dir() / "proposed-rules"
     return chosen
+
+
+def sentinel(task_id: str, trace_id: str, traces_path: str) -> tuple[str, str, str, str]:
+    """The Phase-5 sentinel to check: (task id, trace id, traces file, where it came from).
+
+    The given one; else, on the embedded default (neither Prometheus nor Tempo configured),
+    the reference run's (a task without faults). A configured cluster without a sentinel gets
+    none: AC2 is then inconclusive, never judged on the reference pipeline's tasks.
+    """
+    if task_id or trace_id or is_configured("tempo") or is_configured("prometheus"):
+        return task_id, trace_id, traces_path, "the parameters"
+    run = reference_run()
+    task, trace = run.sentinel()
+    return task, trace, traces_path or str(run.traces_path), f"the reference run ({run.directory})"
+
+
+def trace_loader(traces_path: str | None = None) -> Any:
+    """Load one trace by id: Tempo when ``$OBSLIB_TEMPO_URL`` is set, else the OTLP files."""
+    from obslib.sources.trace_loaders import trace_loader as choose
+
+    return choose(traces_path)

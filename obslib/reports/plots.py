@@ -175,3 +175,14 @@ def waterfall_figure(spans: pd.DataFrame, title: str) -> go.Figure:
 def targets_text(targets: Sequence[Target]) -> str:
     """The PromQL of a panel's targets, one per line (shown under each plot)."""
     return "\n".join(t.expr for t in targets)
+
+
+def timeseries_panels(catalogue: Any) -> list[Any]:
+    """The catalogue's line-chart panels, in dashboard order."""
+    return [p for p in catalogue.panels if p.kind == "timeseries"]
+
+
+def panel_stats(frame: pd.DataFrame) -> dict[str, Any]:
+    """What a drawn panel showed: how many series, and each one's latest value."""
+    latest = frame.sort_values("timestamp").groupby("legend")["value"].last()
+    return {"series": int(frame["legend"].nunique()), "latest": latest.round(4).to_dict()}
