@@ -325,3 +325,10 @@ def trace_loader(traces_path: str | None = None) -> Any:
     from obslib.sources.trace_loaders import trace_loader as choose
 
     return choose(traces_path)
+
+
+def runbook_text() -> str:
+    """The committed runbook the cross-check reads (from the workbench root, not the cwd)."""
+    from obslib.emit import RUNBOOK_FILE
+
+    return paths.owned(RUNBOOK_FILE).read_text()

@@ -54,3 +54,39 @@ def crosscheck_headline(summary: Mapping[str, Any]) -> str:
     if mismatches:
         text += f"; {len(mismatches)} platform naming mismatch(es)"
     return text
+
+
+def unmatched_selectors(check: Any) -> pd.DataFrame:
+    """Rule and dashboard selectors that matched no series, once each."""
+    selectors = check.selectors
+    unmatched = selectors[~selectors["matched"]]
+    columns = ["kind", "name", "panel", "selector", "diagnosis", "detail"]
+    return unmatched[columns].drop_duplicates(["kind", "name", "selector"])
+
+
+def selector_counts(check: Any) -> pd.DataFrame:
+    """How many selectors of each kind got each diagnosis."""
+    counts = check.selectors.groupby(["kind", "diagnosis"]).size().rename("selectors")
+    return counts.reset_index()
+
+
+def incomplete_runbook(check: Any) -> pd.DataFrame:
+    """Runbook sections that lack a part."""
+    runbook = check.runbook
+    return runbook[~runbook["complete"]] if runbook is not None else pd.DataFrame()
+
+
+def crosscheck_summary(check: Any) -> dict[str, Any]:
+    """The results JSON's summary of a cross-check."""
+    return {
+        **check.summary,
+        "headline": crosscheck_headline(check.summary),
+        "unmatched_selectors": unmatched_selectors(check)
+        .drop(columns="detail")
+        .drop_duplicates()
+        .to_dict("records"),
+        "mismatches": check.mismatches[["mismatch", "fix", "values_key", "suggested"]].to_dict(
+            "records"
+        ),
+        "alert_noise": check.noise.to_dict("records"),
+    }
