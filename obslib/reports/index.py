@@ -22,10 +22,20 @@ font-weight: 600; font-size: .85rem; } .muted { color: #57606a; font-size: .9rem
 """
 
 
+def _window_text(start: str | None, end: str | None) -> str:
+    """``2026-12-01 06:00:00 to 2026-12-02 07:04:27`` (UTC, to the second)."""
+    import pandas as pd
+
+    if not start or not end:
+        return ""
+    first, last = pd.Timestamp(start), pd.Timestamp(end)
+    return f"{first:%Y-%m-%d %H:%M:%S} to {last:%Y-%m-%d %H:%M:%S}"
+
+
 def _row(run: ReportRun, out_dir: Path) -> str:
     results = load_results(run.results)
     window = results.get("window") or {}
-    span = f"{window.get('start', '')} to {window.get('end', '')}" if window else ""
+    span = _window_text(window.get("start"), window.get("end")) if window else ""
     colour = _COLOURS.get(run.verdict, "#57606a")
     headline = str(results.get("headline") or "")
     note = str(results.get("verdict_note") or "")
