@@ -129,8 +129,10 @@ def attributes(items: Iterable[Mapping[str, Any]] | None) -> dict[str, Any]:
     out = {}
     for item in items or ():
         key = item.get("key")
-        if not key or not isinstance(key, str):
-            raise OtlpFormatError(f"attribute key {key!r} is not a non-empty string")
+        if not key:
+            raise OtlpFormatError("an attribute key is empty or missing, which OTLP forbids")
+        if not isinstance(key, str):
+            raise OtlpFormatError(f"attribute key {key!r} is not a string")
         out[key] = any_value(item.get("value") or {})
     return out
 

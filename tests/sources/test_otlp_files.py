@@ -380,7 +380,7 @@ def test_skipping_keeps_the_good_spans_of_a_line_and_counts_a_bad_resource(tmp_p
         "resourceSpans[1]",
     ]
     assert "endTimeUnixNano 9223372036854775809 is outside 0..2^63-1" in read.problems[0]
-    assert "attribute key '' is not a non-empty string" in read.problems[1]
+    assert "an attribute key is empty or missing" in read.problems[1]
 
 
 def test_problems_are_capped_but_counts_go_on(
