@@ -281,10 +281,12 @@ class OtlpCollector:
             codec.check_items(raw, encoding, signal, self.max_items)
             request = codec.decode_request(raw, encoding, signal)
             del body, raw  # the request holds it all now
-            data = codec.file_json(request, signal)
+            count = signal.count(request)
+            # Empty envelopes are acknowledged but not written, as the spec allows.
+            data = codec.file_json(request, signal) if count else {}
             coding = (content_encoding or "identity").strip().lower()
             fmt = f"{signal.name}/{encoding}" + ("" if coding == "identity" else f"+{coding}")
-            self._accept(signal, signal.count(request), data, fmt)
+            self._accept(signal, count, data, fmt)
         except ConnectionError as exc:  # the client went away mid-request: nothing to answer
             _log.debug("OTLP collector: %s %s: %s", handler.command, path, exc)
             handler.close_connection = True
@@ -342,7 +344,7 @@ class OtlpCollector:
         line = json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n"
         store = self._resource_spans if signal.name == "traces" else self._resource_logs
         with self._cond:
-            if count:  # empty envelopes are acknowledged but not written, as the spec allows
+            if count:
                 path = self.out_dir / FILES[signal.name]
                 try:
                     with path.open("a", encoding="utf-8") as out:
