@@ -93,6 +93,8 @@ class Signal:
     name: str  # "traces" or "logs"
     path: str  # URL path, e.g. /v1/traces
     list_key: str  # top-level JSON key, e.g. resourceSpans
+    scope_key: str  # the list inside each resource entry, e.g. scopeSpans
+    item_key: str  # the list inside each scope entry, e.g. spans
     item_name: str  # "spans" or "log records"
     request_type: Any
     response_type: Any
@@ -115,6 +117,8 @@ def signals() -> dict[str, Signal]:
             "traces",
             "/v1/traces",
             "resourceSpans",
+            "scopeSpans",
+            "spans",
             "spans",
             trace.ExportTraceServiceRequest,
             trace.ExportTraceServiceResponse,
@@ -124,6 +128,8 @@ def signals() -> dict[str, Signal]:
             "logs",
             "/v1/logs",
             "resourceLogs",
+            "scopeLogs",
+            "logRecords",
             "log records",
             logs.ExportLogsServiceRequest,
             logs.ExportLogsServiceResponse,
@@ -244,6 +250,9 @@ def _name(signal: Signal) -> str:
 def file_json(request: Any, signal: Signal) -> dict[str, Any]:
     """``request`` as the file exporter's JSON, checked against the reader's rule.
 
+    Resource and scope entries without spans (or log records) are left out: they carry nothing,
+    and a request of a million of them would otherwise be kept a million times over.
+
     Raises:
         Rejection: 400 ``invalid_record``: a span or log record the reader would skip.
     """
@@ -254,7 +263,12 @@ def file_json(request: Any, signal: Signal) -> dict[str, Any]:
         raise Rejection(
             400, INVALID_RECORD, f"{_name(signal)}: {exc}; such data cannot be stored or read"
         ) from exc
-    return data
+    kept = []
+    for resource in data.get(signal.list_key, []):
+        scopes = [s for s in resource.get(signal.scope_key, []) if s.get(signal.item_key)]
+        if scopes:
+            kept.append({**resource, signal.scope_key: scopes})
+    return {signal.list_key: kept}
 
 
 def _check(value: bytes, nbytes: int, where: str, required: bool) -> None:

@@ -10,6 +10,7 @@ Shared by ``tests/collector/test_fuzz.py`` and ``benchmarks/collector_fuzz.py``.
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import random
@@ -332,7 +333,7 @@ class BodyFuzzer:
             elif pick == 1 and isinstance(node, dict):
                 node[self.rng.choice(["", "\ud800", "key", "traceId", "value"])] = node.pop(key)
             else:
-                node[key] = self.rng.choice(_HOSTILE_JSON)
+                node[key] = copy.deepcopy(self.rng.choice(_HOSTILE_JSON))  # never shared
             return
 
     def _proto_mutated(self) -> Case:

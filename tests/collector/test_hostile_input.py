@@ -288,6 +288,18 @@ def test_a_real_batch_at_the_cap_fits_the_item_budget(collector: OtlpCollector) 
     assert collector.stats.spans_accepted == 700
 
 
+def test_empty_envelopes_beside_a_span_are_not_kept(collector: OtlpCollector) -> None:
+    # Kept, 2 bytes of body would become a stored object each, request after request.
+    request = proto_request(random.Random(8), 1)
+    request.resource_spans[0].scope_spans.add()
+    body = request.SerializeToString() + b"\x0a\x00" * 2000
+
+    assert _post(collector, body, PROTOBUF).status_code == 200
+    (line,) = collector.traces_path.read_text().splitlines()
+    assert [len(rs["scopeSpans"]) for rs in json.loads(line)["resourceSpans"]] == [1]
+    assert collector.spans_frame()["span_id"].tolist() == sorted(span_ids(request))
+
+
 # --- 5. slow clients, bounded connections, Status bodies from the HTTP layer ------------------
 
 
