@@ -285,7 +285,8 @@ class OtlpRead:
             scope) are malformed.
         lines_skipped: lines left out whole (not UTF-8, not JSON, not an OTLP object); how many
             items they held is unknown.
-        problems: the first ``MAX_PROBLEMS`` of them, each ``file:line: where: what``.
+        problems: the first ``MAX_PROBLEMS`` parts skipped, each ``file:line: where: what``
+            (a part may hold no item, e.g. a resource entry that is not an object).
     """
 
     frame: pd.DataFrame
@@ -295,8 +296,8 @@ class OtlpRead:
 
     @property
     def complete(self) -> bool:
-        """True when nothing was skipped."""
-        return not (self.items_skipped or self.lines_skipped)
+        """True when nothing was skipped (not even a part that held no items)."""
+        return not self.problems
 
 
 @dataclass

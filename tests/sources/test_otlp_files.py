@@ -307,6 +307,11 @@ BAD_SPANS = {
     "status-not-object": _one_span_line(status=["ERROR"]),
     "span-not-object": json.dumps({"resourceSpans": [_resource_spans("s", "span")]}),
 }
+# Lines with a malformed part that held no span: skipped all the same, and not complete.
+BAD_PARTS = {
+    "resource-not-object": '{"resourceSpans": ["resource"]}',
+    "scopes-not-a-list": '{"resourceSpans": [{"scopeSpans": {"spans": []}}]}',
+}
 
 
 def _write(path: Path, *lines: str | bytes | dict[str, Any]) -> Path:
@@ -352,6 +357,21 @@ def test_strict_reading_names_file_and_line(tmp_path: Path, bad: str) -> None:
     assert f"{path}:3: " in str(error)
     assert "fix or remove" in str(error)
     assert error.backend == "otlp-file"
+
+
+@pytest.mark.parametrize("bad", BAD_PARTS.values(), ids=BAD_PARTS.keys())
+def test_a_malformed_part_without_spans_still_makes_the_read_incomplete(
+    tmp_path: Path, bad: str
+) -> None:
+    path = _write(tmp_path / "traces.jsonl", LINE_1, bad, LINE_2)
+
+    read = read_spans_with_skips(path)
+
+    assert read.frame["span_id"].tolist() == GOOD_IDS
+    assert (read.lines_skipped, read.items_skipped) == (0, 0)
+    assert not read.complete and read.problems[0].startswith(f"{path}:2: resourceSpans[0]")
+    with pytest.raises(OtlpFileError, match="resourceSpans"):
+        read_spans(path, strict=True)
 
 
 def test_skipping_keeps_the_good_spans_of_a_line_and_counts_a_bad_resource(tmp_path: Path) -> None:
