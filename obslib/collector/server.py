@@ -3,7 +3,10 @@
 Accepted requests are appended to ``traces.jsonl`` / ``logs.jsonl`` (the OpenTelemetry Collector
 file exporter's format, read back by :mod:`obslib.sources.otlp_files`) before the 200 is sent,
 and kept in memory for :meth:`OtlpCollector.spans_frame` and :meth:`OtlpCollector.logs_frame`.
-A rejected request changes nothing but a counter, so a bad client cannot cost accepted data.
+A rejected request changes nothing but a counter, so a bad client cannot cost accepted data;
+every request is bounded (body bytes, items, time, connections) so a bad client cannot take the
+collector down either, and everything accepted is checked with the file reader's own rule so
+the file stays readable.
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from obslib.collector import codec, transport
 from obslib.collector.codec import Rejection
 from obslib.errors import ConfigError, StackError
 from obslib.sources.otlp import spans_from_json
-from obslib.sources.otlp_files import logs_from_json, request_to_json
+from obslib.sources.otlp_files import logs_from_json
 
 # The OTLP specification's recommended limit, applied before and after decompression.
 DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024
+DEFAULT_TIMEOUT_S = 10.0  # as the OTel SDK exporters' own timeout
+DEFAULT_MAX_CONNECTIONS = 64
 FILES = {"traces": "traces.jsonl", "logs": "logs.jsonl"}
 
 _log = logging.getLogger(__name__)
@@ -89,6 +94,11 @@ class OtlpCollector:
         host: a loopback host name or address.
         port: TCP port; 0 picks a free one (see ``endpoint``).
         max_body_bytes: largest body accepted, compressed and after decompression.
+        max_items: most items (embedded messages, JSON objects and arrays) a body may hold;
+            default one per ``codec.BYTES_PER_ITEM`` (16) bytes of ``max_body_bytes``.
+        timeout_s: the longest a connection may idle between requests, and the longest a
+            request may take to arrive from its first byte to its last (then 408).
+        max_connections: connections served at once; more wait to be accepted.
     """
 
     def __init__(
@@ -97,10 +107,16 @@ class OtlpCollector:
         host: str = "127.0.0.1",
         port: int = 0,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_items: int | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.host = _loopback(host)
         self.max_body_bytes = max_body_bytes
+        self.max_items = max_body_bytes // codec.BYTES_PER_ITEM if max_items is None else max_items
+        self.timeout_s = timeout_s
+        self.max_connections = max_connections
         self._port = port
         self._signals = codec.signals()
         self._cond = threading.Condition()  # guards all the state below
@@ -121,7 +137,14 @@ class OtlpCollector:
             return self
         self.out_dir.mkdir(parents=True, exist_ok=True)
         try:
-            server = transport.Server((self.host, self._port), self._handle, self._track)
+            server = transport.Server(
+                (self.host, self._port),
+                self._handle,
+                self._refuse_http,
+                self._track,
+                self.max_connections,
+                self.timeout_s,
+            )
         except OSError as exc:
             raise StackError(
                 f"OTLP collector cannot listen on {self.host}:{self._port}: {exc}. Stop what "
@@ -255,13 +278,24 @@ class OtlpCollector:
                 )
             content_encoding = handler.headers.get("Content-Encoding")
             raw = codec.decompress(body, content_encoding, self.max_body_bytes)
+            codec.check_items(raw, encoding, signal, self.max_items)
             request = codec.decode_request(raw, encoding, signal)
+            del body, raw  # the request holds it all now
+            count = signal.count(request)
+            # Empty envelopes are acknowledged but not written, as the spec allows.
+            data = codec.file_json(request, signal) if count else {}
             coding = (content_encoding or "identity").strip().lower()
             fmt = f"{signal.name}/{encoding}" + ("" if coding == "identity" else f"+{coding}")
-            self._accept(signal, request, fmt)
+            self._accept(signal, count, data, fmt)
         except ConnectionError as exc:  # the client went away mid-request: nothing to answer
             _log.debug("OTLP collector: %s %s: %s", handler.command, path, exc)
             handler.close_connection = True
+            return
+        except TimeoutError as exc:  # the client is too slow: answer (if it still listens)
+            handler.close_connection = True
+            late = Rejection(408, codec.TIMEOUT, str(exc))
+            with contextlib.suppress(OSError):
+                self._refuse(handler, late, content_type, encoding, path)
             return
         except Rejection as rejection:
             self._refuse(handler, rejection, content_type, encoding, path)
@@ -275,6 +309,12 @@ class OtlpCollector:
         success = codec.success_body(signal, encoding)
         transport.reply(handler, 200, success, codec.media_type(content_type))
 
+    def _refuse_http(self, handler: transport.Handler, rejection: Rejection) -> None:
+        headers = getattr(handler, "headers", None)
+        content_type = headers.get("Content-Type") if headers is not None else None
+        encoding = codec.encoding_of(content_type)
+        self._refuse(handler, rejection, content_type, encoding, urlsplit(handler.path).path)
+
     def _refuse(
         self,
         handler: transport.Handler,
@@ -287,8 +327,8 @@ class OtlpCollector:
             self._rejected[rejection.reason] += 1
         _log.warning(
             "OTLP collector: %s %s rejected with %d (%s): %s",
-            handler.command,
-            path,
+            handler.command or "-",
+            path or "-",
             rejection.status,
             rejection.reason,
             rejection.message,
@@ -300,13 +340,11 @@ class OtlpCollector:
         extra = {"Allow": "POST"} if rejection.status == 405 else {}
         transport.reply(handler, rejection.status, body, reply_type, extra)
 
-    def _accept(self, signal: codec.Signal, request: Any, fmt: str) -> None:
-        data = request_to_json(request)
-        count = signal.count(request)
+    def _accept(self, signal: codec.Signal, count: int, data: dict[str, Any], fmt: str) -> None:
         line = json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n"
         store = self._resource_spans if signal.name == "traces" else self._resource_logs
         with self._cond:
-            if count:  # empty envelopes are acknowledged but not written, as the spec allows
+            if count:
                 path = self.out_dir / FILES[signal.name]
                 try:
                     with path.open("a", encoding="utf-8") as out:
@@ -327,7 +365,10 @@ def run_collector(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     out: TextIO = sys.stdout,
 ) -> CollectorStats:
-    """Serve in the foreground until Ctrl-C (KeyboardInterrupt); return the final stats."""
+    """Serve in the foreground until Ctrl-C (KeyboardInterrupt); return the final stats.
+
+    The other limits are :class:`OtlpCollector`'s defaults.
+    """
     with OtlpCollector(out_dir, port=port, max_body_bytes=max_body_bytes) as collector:
         print(
             f"OTLP collector on {collector.endpoint} (/v1/traces, /v1/logs), appending to "

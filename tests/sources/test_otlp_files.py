@@ -20,9 +20,12 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from obslib.sources.frames import LOG_COLUMNS, SPAN_COLUMNS
 from obslib.sources.otlp import spans_from_json, spans_from_proto
 from obslib.sources.otlp_files import (
+    MAX_PROBLEMS,
     OtlpFileError,
     read_logs,
+    read_logs_with_skips,
     read_spans,
+    read_spans_with_skips,
     request_from_json,
     request_to_json,
 )
@@ -267,11 +270,23 @@ def test_a_protobuf_file_of_another_message_is_refused() -> None:
     assert caught.value.url == str(path) and caught.value.line is None
 
 
-BAD_LINES = {
+def _one_span_line(**extra: Any) -> str:
+    return json.dumps(
+        {"resourceSpans": [_resource_spans("s", _span("1111111111111111", "x", **extra))]}
+    )
+
+
+# Lines the reader leaves out whole: (line, lines skipped).
+BAD_LINES: dict[str, str | bytes] = {
     "not-json": '{"resourceSpans": [',
     "not-an-object": '["resourceSpans"]',
     "no-signal": '{"spans": []}',
     "not-a-list": '{"resourceSpans": {"scopeSpans": []}}',
+    "not-utf8": '{"resourceSpans": [], "x": "\xe9"}'.encode("latin-1"),
+    "too-deep": '{"resourceSpans": ' + "[" * 100_000 + "]" * 100_000 + "}",
+}
+# Lines with one malformed span, which alone is left out.
+BAD_SPANS = {
     "base64-ids": json.dumps(
         {
             "resourceSpans": [
@@ -280,21 +295,63 @@ BAD_LINES = {
         }
     ),
     "short-id": json.dumps({"resourceSpans": [_resource_spans("s", _span("abcd", "x"))]}),
-    "bad-time": json.dumps(
-        {
-            "resourceSpans": [
-                _resource_spans("s", _span("1111111111111111", "x", startTimeUnixNano="soon"))
-            ]
-        }
-    ),
+    "bad-time": _one_span_line(startTimeUnixNano="soon"),
+    # What the collector once accepted: protobuf's JSON leaves an empty key out.
+    "empty-key": _one_span_line(attributes=[{"value": {"stringValue": "v"}}]),
+    "blank-key": _one_span_line(attributes=[{"key": "", "value": {"stringValue": "v"}}]),
+    "time-beyond-int64": _one_span_line(endTimeUnixNano=str(2**63)),
+    "time-max-fixed64": _one_span_line(startTimeUnixNano=str(2**64 - 1)),
+    "negative-time": _one_span_line(startTimeUnixNano="-1"),
+    "bad-int-attribute": _one_span_line(attributes=[{"key": "k", "value": {"intValue": "x"}}]),
+    "value-not-object": _one_span_line(attributes=[{"key": "k", "value": "v"}]),
+    "status-not-object": _one_span_line(status=["ERROR"]),
+    "span-not-object": json.dumps({"resourceSpans": [_resource_spans("s", "span")]}),
+}
+# Lines with a malformed part that held no span: skipped all the same, and not complete.
+BAD_PARTS = {
+    "resource-not-object": '{"resourceSpans": ["resource"]}',
+    "scopes-not-a-list": '{"resourceSpans": [{"scopeSpans": {"spans": []}}]}',
 }
 
 
-@pytest.mark.parametrize("bad", BAD_LINES.values(), ids=BAD_LINES.keys())
-def test_a_malformed_line_names_file_and_line(tmp_path: Path, bad: str) -> None:
-    path = _write_lines(tmp_path / "traces.jsonl", LINE_1, "", bad, LINE_2)
+def _write(path: Path, *lines: str | bytes | dict[str, Any]) -> Path:
+    def encoded(line: str | bytes | dict[str, Any]) -> bytes:
+        if isinstance(line, dict):
+            line = json.dumps(line)
+        return line if isinstance(line, bytes) else line.encode()
+
+    path.write_bytes(b"".join(encoded(line) + b"\n" for line in lines))
+    return path
+
+
+GOOD_IDS = ["b7ad6b7169203331", "00f067aa0ba902b7", "53995c3f42cd8ad8"]
+
+
+@pytest.mark.parametrize(
+    "bad", [*BAD_LINES.values(), *BAD_SPANS.values()], ids=[*BAD_LINES, *BAD_SPANS]
+)
+def test_a_malformed_line_or_span_is_skipped_counted_and_named(tmp_path: Path, bad: str) -> None:
+    path = _write(tmp_path / "traces.jsonl", LINE_1, "", bad, LINE_2)
+
+    read = read_spans_with_skips(path)
+
+    assert read.frame["span_id"].tolist() == GOOD_IDS
+    whole_line = bad in BAD_LINES.values()
+    assert (read.lines_skipped, read.items_skipped) == ((1, 0) if whole_line else (0, 1))
+    assert not read.complete
+    assert len(read.problems) == 1 and read.problems[0].startswith(f"{path}:3: ")
+    if not whole_line:
+        assert "resourceSpans[0].scopeSpans[0].spans[0]: " in read.problems[0]
+    pd.testing.assert_frame_equal(read_spans(path), read.frame)
+
+
+@pytest.mark.parametrize(
+    "bad", [*BAD_LINES.values(), *BAD_SPANS.values()], ids=[*BAD_LINES, *BAD_SPANS]
+)
+def test_strict_reading_names_file_and_line(tmp_path: Path, bad: str) -> None:
+    path = _write(tmp_path / "traces.jsonl", LINE_1, "", bad, LINE_2)
     with pytest.raises(OtlpFileError) as caught:
-        read_spans(path)
+        read_spans(path, strict=True)
     error = caught.value
     assert error.line == 3
     assert f"{path}:3: " in str(error)
@@ -302,10 +359,65 @@ def test_a_malformed_line_names_file_and_line(tmp_path: Path, bad: str) -> None:
     assert error.backend == "otlp-file"
 
 
+@pytest.mark.parametrize("bad", BAD_PARTS.values(), ids=BAD_PARTS.keys())
+def test_a_malformed_part_without_spans_still_makes_the_read_incomplete(
+    tmp_path: Path, bad: str
+) -> None:
+    path = _write(tmp_path / "traces.jsonl", LINE_1, bad, LINE_2)
+
+    read = read_spans_with_skips(path)
+
+    assert read.frame["span_id"].tolist() == GOOD_IDS
+    assert (read.lines_skipped, read.items_skipped) == (0, 0)
+    assert not read.complete and read.problems[0].startswith(f"{path}:2: resourceSpans[0]")
+    with pytest.raises(OtlpFileError, match="resourceSpans"):
+        read_spans(path, strict=True)
+
+
+def test_skipping_keeps_the_good_spans_of_a_line_and_counts_a_bad_resource(tmp_path: Path) -> None:
+    bad_resource = _resource_spans(
+        "s", _span("2222222222222222", "a"), _span("3333333333333333", "b")
+    )
+    bad_resource["resource"]["attributes"].append({"key": "", "value": {"stringValue": "v"}})
+    mixed = {
+        "resourceSpans": [
+            _resource_spans(
+                "s",
+                _span("4444444444444444", "kept"),
+                _span("5555555555555555", "late", endTimeUnixNano=str(2**63 + 1)),
+            ),
+            bad_resource,
+        ]
+    }
+    path = _write(tmp_path / "traces.jsonl", mixed, LOG_LINE, LINE_2)
+
+    read = read_spans_with_skips(path)
+
+    assert read.frame["span_id"].tolist() == ["4444444444444444", "53995c3f42cd8ad8"]
+    assert (read.items_skipped, read.lines_skipped) == (3, 0)
+    assert [p.split(": ")[1] for p in read.problems] == [
+        "resourceSpans[0].scopeSpans[0].spans[1]",
+        "resourceSpans[1]",
+    ]
+    assert "endTimeUnixNano 9223372036854775809 is outside 0..2^63-1" in read.problems[0]
+    assert "an attribute key is empty or missing" in read.problems[1]
+
+
+def test_problems_are_capped_but_counts_go_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _write(tmp_path / "traces.jsonl", LINE_1, *["nope"] * (MAX_PROBLEMS + 5))
+    read = read_spans_with_skips(path)
+    assert read.lines_skipped == MAX_PROBLEMS + 5
+    assert len(read.problems) == MAX_PROBLEMS
+    assert len(read_spans(path)) == 2
+    assert f"skipped 0 malformed span(s) and {MAX_PROBLEMS + 5} unreadable line(s)" in caplog.text
+
+
 def test_error_pickles_with_its_line(tmp_path: Path) -> None:
     path = _write_lines(tmp_path / "t?.jsonl", LINE_1, "nope")
     with pytest.raises(OtlpFileError) as caught:
-        read_spans(path)
+        read_spans(path, strict=True)
     copy = pickle.loads(pickle.dumps(caught.value))
     assert str(copy) == str(caught.value)
     assert copy.line == 2 and copy.url == str(path)
@@ -318,7 +430,6 @@ def test_error_pickles_with_its_line(tmp_path: Path) -> None:
         ("bad.jsonl.gz", b"not gzip at all", "gzip"),
         ("cut.jsonl.gz", gzip.compress(json.dumps(LINE_1).encode())[:-8], "gzip"),
         ("bad.pb", b"\x0a\xff\xff\xff\xff\x0f", "not a protobuf ExportTraceServiceRequest"),
-        ("latin1.jsonl", '{"x": "\xe9"}\n'.encode("latin-1"), "UTF-8"),
     ],
 )
 def test_an_unreadable_file_is_named(
@@ -398,3 +509,41 @@ def test_logs_protobuf_file(tmp_path: Path) -> None:
     assert frame[["level", "msg", "trace_id", "span_id", "task_id"]].values.tolist() == [
         ["INFO", "started", TRACE, "1111111111111111", "t-3"]
     ]
+
+
+def test_malformed_log_records_are_skipped_and_counted(tmp_path: Path) -> None:
+    good = LOG_LINE["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]
+    bad_records = [
+        {**good, "timeUnixNano": str(2**64 - 1)},
+        {**good, "attributes": [{"value": {"intValue": "1"}}]},
+        {**good, "spanId": "xyz"},
+    ]
+    bad = {"resourceLogs": [{"scopeLogs": [{"logRecords": bad_records}]}]}
+    path = _write(tmp_path / "logs.jsonl", bad, LOG_LINE, b"\xff\xfe")
+
+    read = read_logs_with_skips(path)
+
+    assert read.frame["msg"].tolist() == ["agent exited", ""]
+    assert (read.items_skipped, read.lines_skipped) == (3, 1)
+    assert [p.split(": ")[1] for p in read.problems[:3]] == [
+        f"resourceLogs[0].scopeLogs[0].logRecords[{i}]" for i in range(3)
+    ]
+    assert read.problems[3].startswith(f"{path}:3: not UTF-8")
+    with pytest.raises(OtlpFileError, match="timeUnixNano 18446744073709551615 is outside"):
+        read_logs(path, strict=True)
+
+
+def test_a_protobuf_file_keeps_its_readable_spans(tmp_path: Path) -> None:
+    request = _proto_request()
+    request.resource_spans[0].scope_spans[0].spans[1].end_time_unix_nano = 2**64 - 1
+    path = tmp_path / "request.pb"
+    path.write_bytes(request.SerializeToString())
+
+    read = read_spans_with_skips(path)
+
+    assert read.frame["span_id"].tolist() == ["1111111111111111"]
+    assert read.items_skipped == 1
+    assert read.problems == (
+        f"{path}: resourceSpans[0].scopeSpans[0].spans[1]: endTimeUnixNano "
+        "18446744073709551615 is outside 0..2^63-1 unix nanoseconds",
+    )
