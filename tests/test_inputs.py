@@ -8,6 +8,8 @@ matches no stream reads "no logs matched", never "0 orphans".
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -15,10 +17,11 @@ from obslib.catalogue.hops import PASS1
 from obslib.reports import inputs, run_notebook
 from obslib.reports.results import load_results
 from obslib.settings import load_settings
+from obslib.sources.otlp_files import read_spans
 from obslib.synth.spans import make_spans
 from tests.fakes.loki import FakeLoki, otlp_entries
 from tests.fakes.tempo import FakeTempo
-from tests.fakes.tempo_store import TempoStore
+from tests.fakes.tempo_store import TempoStore, _attrs, _otlp_span
 from tests.world import iso
 
 T0 = 1_795_920_000  # pinned: the window is the ten minutes before it
@@ -125,3 +128,38 @@ def test_window_logs_follows_the_namespace_label_setting(tempo, monkeypatch, tmp
     assert fetched is not None and len(fetched.frame) == 6
     assert set(fetched.frame["trace_id"]) != {""} and not fetched.coverage.matched_nothing
     assert inputs.logged_trace_ids(fetched) == sorted(set(fetched.frame["trace_id"]))
+
+
+def test_a_file_with_unreadable_records_is_partial_and_says_what_was_skipped(tmp_path):
+    good = tasks_before(T0, 2, seed=22)
+    path = tmp_path / "traces.jsonl"
+    lines = []
+    for _, trace in good.groupby("trace_id", sort=False):
+        spans = [
+            {
+                **_otlp_span(r),
+                "traceId": r["trace_id"],
+                "spanId": r["span_id"],
+                "parentSpanId": r["parent_span_id"],
+            }
+            for r in trace.to_dict("records")
+        ]
+        lines.append(
+            json.dumps(
+                {
+                    "resourceSpans": [
+                        {
+                            "resource": {"attributes": _attrs({"service.name": "x"})},
+                            "scopeSpans": [{"scope": {"name": "s"}, "spans": spans}],
+                        }
+                    ]
+                }
+            )
+        )
+    lines.insert(1, "{not json")
+    path.write_text("\n".join(lines) + "\n")
+    fetched = inputs.file_spans(path)
+    assert len(fetched.frame) == len(good) == len(read_spans(path))
+    assert fetched.coverage.partial
+    (gap,) = [g for g in fetched.coverage.gaps if g.kind == "unreadable"]
+    assert "1 whole line(s) could not be read" in gap.detail

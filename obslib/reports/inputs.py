@@ -172,15 +172,32 @@ def _window(spans: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp] | None:
 
 def file_spans(path: str | Path | Iterable[str | Path]) -> cov.Fetched:
     """Every span of OTLP file(s); the coverage's window is the data's own."""
-    from obslib.sources.otlp_files import read_spans
+    from obslib.sources.otlp_files import read_spans_with_skips
 
-    spans = read_spans(path)
+    read = read_spans_with_skips(path)
+    spans = read.frame
     where = path if isinstance(path, str | Path) else ", ".join(str(p) for p in path)
     window = _window(spans)
     coverage = cov.Coverage(f"OTLP file {where}", "spans", len(spans), window, window)
+    coverage = coverage.with_gaps(*_unreadable(read, "spans"))
     if spans.empty:
         coverage = coverage.with_gaps(cov.Gap(cov.NO_MATCH, 0, f"no span in {where}"))
     return cov.Fetched(spans, coverage)
+
+
+def _unreadable(read: Any, what: str) -> list[cov.Gap]:
+    """The gap a file reader's skips leave (a skipped line may have held any number of items)."""
+    if read.complete:
+        return []
+    first = f" (first: {read.problems[0]})" if read.problems else ""
+    return [
+        cov.Gap(
+            cov.UNREADABLE,
+            max(1, read.items_skipped + read.lines_skipped),
+            f"{read.items_skipped:,} {what} and {read.lines_skipped:,} whole line(s) could not "
+            f"be read{first}",
+        )
+    ]
 
 
 def window_spans(
@@ -247,10 +264,12 @@ def no_spans() -> pd.DataFrame:
 
 def file_logs(path: str | Path) -> cov.Fetched:
     """Every log record of an OTLP logs file."""
-    from obslib.sources.otlp_files import read_logs
+    from obslib.sources.otlp_files import read_logs_with_skips
 
-    logs = read_logs(path)
+    read = read_logs_with_skips(path)
+    logs = read.frame
     coverage = cov.Coverage(f"OTLP file {path}", "log lines", len(logs))
+    coverage = coverage.with_gaps(*_unreadable(read, "log records"))
     if logs.empty:
         coverage = coverage.with_gaps(cov.Gap(cov.NO_MATCH, 0, f"no log record in {path}"))
     return cov.Fetched(logs, coverage)
