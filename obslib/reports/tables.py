@@ -82,6 +82,22 @@ def table(
         headers[column] = f"{column} (%)"
     present = {c: f for c, f in formats.items() if c in frame.columns}
     shown = frame.reset_index(drop=True)
-    styler = shown.style.format(present, na_rep="").hide(axis="index")
+    text = [c for c in shown.columns if c not in present and not _numeric(shown[c])]
+    styler = (
+        shown.style.format(present, na_rep="")
+        .hide(axis="index")
+        .set_properties(subset=text, **{"text-align": "left"})
+        .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
+    )
     labels = {**headers, **(rename or {})}
     return styler.relabel_index([labels.get(c, c) for c in shown.columns], axis="columns")
+
+
+def _numeric(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
+def window_text(start: pd.Timestamp, end: pd.Timestamp, *, seconds: bool = False) -> str:
+    """``2026-12-01 06:00 to 2026-12-02 07:04 UTC`` (to the second when asked)."""
+    shape = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    return f"{start.strftime(shape)} to {end.strftime(shape)} UTC"

@@ -10,7 +10,6 @@ import sys
 from contextlib import ExitStack
 
 import nbformat
-import pandas as pd
 import pytest
 from papermill import inspect_notebook
 
@@ -41,6 +40,8 @@ def test_committed_without_outputs(spec):
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert code and all(c.outputs == [] and c.execution_count is None for c in code)
     assert sum("parameters" in c.metadata.get("tags", []) for c in code) == 1
+    long = [line for c in code for line in c.source.splitlines() if len(line) > 100]
+    assert long == []  # the project's line length (ruff lints and formats notebooks too)
 
 
 def test_unknown_parameter_is_refused(tmp_path):
