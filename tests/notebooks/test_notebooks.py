@@ -348,7 +348,10 @@ def test_the_acceptance_run_is_not_a_pass_when_prometheus_fails(tmp_path, fault)
     assert "AC1 inconclusive: Prometheus could not answer" in out
     ac5 = next(line for line in out.splitlines() if "AC5 inconclusive" in line)
     assert "The fleet-overview report failed, so it proves nothing" in ac5 and cause in ac5
-    assert "exit 3, the acceptance check is inconclusive: Phase 5 acceptance (inconclusive)" in acceptance.stderr
+    assert (
+        "exit 3, the acceptance check is inconclusive: Phase 5 acceptance (inconclusive)"
+        in acceptance.stderr
+    )
     criteria = load_results(tmp_path / "phase5_acceptance.results.json")["summary"]["criteria"]
     assert criteria["AC5"]["verdict"] == "inconclusive"
     for result in (fleet, acceptance):
