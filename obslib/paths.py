@@ -28,6 +28,16 @@ def root() -> Path:
     return Path.cwd().resolve()
 
 
+def committed(relative: str | Path) -> Path:
+    """A file the repository commits (runbook, rules): in the checkout holding this package.
+
+    An installed package outside a checkout has none; it is looked for under the root.
+    """
+    if (_CHECKOUT / "pyproject.toml").is_file():
+        return _CHECKOUT / relative
+    return root() / relative
+
+
 def owned(path: str | Path) -> Path:
     """``path`` as the workbench sees it: absolute as given, relative from the root."""
     given = Path(path).expanduser()

@@ -40,7 +40,7 @@ import requests
 import yaml
 
 from obslib.errors import ConfigError, StackError
-from obslib.paths import STACK_DIR_ENV, stack_dir
+from obslib.paths import STACK_DIR_ENV, committed, stack_dir
 from obslib.sources.endpoint import Endpoint
 
 log = logging.getLogger(__name__)
@@ -101,13 +101,11 @@ def _port_from_env() -> int:
 
 
 def default_rule_files() -> list[Path]:
-    """The emitted plain rule file, from the current directory or the obslib checkout."""
+    """The emitted plain rule file of the checkout (never looked up from the working directory)."""
     from obslib.emit import RULE_FILE  # the one name of the emitted rule file
 
-    for root in (Path.cwd(), Path(__file__).resolve().parent.parent):
-        if (root / RULE_FILE).is_file():
-            return [(root / RULE_FILE).absolute()]
-    return []
+    path = committed(RULE_FILE)
+    return [path.absolute()] if path.is_file() else []
 
 
 def _alive(pid: int) -> bool:

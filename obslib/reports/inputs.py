@@ -144,18 +144,37 @@ def _run_reference(run: ReferenceRun, settings: Settings | None, metrics: Any) -
 
     shutil.rmtree(run.directory, ignore_errors=True)  # the collector appends: start empty
     with OtlpCollector(out_dir=run.directory / "collector") as collector:
-        fleet = run_fleet(
-            settings or load_settings(None),
-            tasks=REFERENCE_TASKS,
-            collector_endpoint=collector.endpoint,
-            out_dir=run.directory / "fleet",
-            concurrency=min(REFERENCE_TASKS, 20),
-            faults=FaultPlan.parse(list(DEMO_FAULTS)),
-            seed=REFERENCE_SEED,
-            metrics=metrics,
+        fleet = _outside_event_loop(
+            lambda: run_fleet(
+                settings or load_settings(None),
+                tasks=REFERENCE_TASKS,
+                collector_endpoint=collector.endpoint,
+                out_dir=run.directory / "fleet",
+                concurrency=min(REFERENCE_TASKS, 20),
+                faults=FaultPlan.parse(list(DEMO_FAULTS)),
+                seed=REFERENCE_SEED,
+                metrics=metrics,
+            )
         )
         collector.wait_for_spans(sum(fleet.spans_exported.values()), timeout_s=30)
     return run
+
+
+def _outside_event_loop(work: Callable[[], Any]) -> Any:
+    """``work()``, in a thread of its own when this one runs an event loop (a Jupyter kernel).
+
+    The pipeline drives its services with ``asyncio.run``, which refuses to start inside a
+    running loop.
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return work()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(work).result()
 
 
 # -- spans and logs of a window ---------------------------------------------------------------
@@ -350,4 +369,4 @@ def runbook_text() -> str:
     """The committed runbook the cross-check reads (from the workbench root, not the cwd)."""
     from obslib.emit import RUNBOOK_FILE
 
-    return paths.owned(RUNBOOK_FILE).read_text()
+    return paths.committed(RUNBOOK_FILE).read_text()
