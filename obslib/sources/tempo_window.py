@@ -12,10 +12,8 @@ does about it (recordings in ``reference/samples/tempo-3.1``):
 - ``limit`` cuts results silently, to an arbitrary subset. A slice that returns ``limit``
   traces, or fails with "response larger than the max", is split in two until every slice
   returns fewer; at the smallest slice the cut is reported.
-- Selected attributes come back without their scope and some intrinsics renamed
-  (``service.name``, ``kind``, ``status``, ``statusMessage``; ``span:parentID`` and
-  ``instrumentation:name`` keep theirs); roots have the parent ``0000000000000000``; trace ids
-  lose leading zeros.
+- Answers are read by :mod:`obslib.sources.tempo_select` (unscoped keys, renamed intrinsics,
+  zero parents of roots, trimmed ids).
 - ``matched`` above the spans returned is the only sign a span set was cut: such traces are
   fetched whole by id, as are ids the caller knows of that search cannot see (spans older than
   the ingestion slack at arrival are hidden from search for minutes).
@@ -28,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -36,18 +34,11 @@ from typing import Any
 
 import pandas as pd
 
-from obslib.catalogue.hops import (
-    AGENT_TYPE,
-    DESTINATION,
-    ENVELOPE_TRACE_ID,
-    SERVICE_PREFIX,
-    TASK_ID,
-    TASK_STATE,
-)
 from obslib.errors import BackendUnavailable, MalformedResponse
 from obslib.sources import coverage as cov
 from obslib.sources.frames import SPAN_COLUMNS, collapse_copies, conform, empty_frame
 from obslib.sources.tempo import QUERY_END_CUTOFF_S, TempoSource, hex_trace_id
+from obslib.sources.tempo_select import TraceHit, select_query, spans_from_select
 
 log = logging.getLogger(__name__)
 
@@ -58,135 +49,6 @@ SPANS_PER_SPANSET = 100  # above any hop profile's span count, so span sets are 
 PARALLEL = 4
 MAX_WAIT_S = 60.0  # how long to wait for the window's end to become searchable
 TOO_LARGE = "response larger than the max"
-SPAN_ATTRIBUTES = (TASK_ID, AGENT_TYPE, DESTINATION, ENVELOPE_TRACE_ID, TASK_STATE)
-INTRINSICS = (
-    "span:name",
-    "span:parentID",
-    "span:kind",
-    "span:status",
-    "span:statusMessage",
-    "instrumentation:name",
-)
-DEFAULT_FILTER = f'{{ resource.service.name =~ "{SERVICE_PREFIX}.*" }}'
-# How selected fields come back (unscoped, some renamed) -> what they are.
-_RETURNED = {
-    "span:parentID": "parent",
-    "kind": "kind",
-    "status": "status",
-    "statusMessage": "status_message",
-    "instrumentation:name": "scope",
-    "service.name": "service",
-}
-_NO_PARENT = "0" * 16
-
-
-def select_query(traceql_filter: str = "") -> str:
-    """The filter (default: every span of a Daedalus service) with every field the audit reads."""
-    fields = [*INTRINSICS, "resource.service.name", *(f"span.{a}" for a in SPAN_ATTRIBUTES)]
-    return f"{(traceql_filter or DEFAULT_FILTER).strip()} | select({', '.join(fields)})"
-
-
-@dataclass(frozen=True)
-class TraceHit:
-    """One trace of a search answer: its id, time range and whether its span set was cut."""
-
-    trace_id: str
-    start_ns: int
-    end_ns: int
-    spans: int
-    matched: int
-
-    @property
-    def cut(self) -> bool:
-        """Whether Tempo returned fewer spans than matched (``spss`` too small)."""
-        return self.matched > self.spans
-
-
-def _value(item: Mapping[str, Any]) -> str:
-    value = item.get("value") or {}
-    for key in ("stringValue", "intValue", "doubleValue", "boolValue"):
-        if key in value:
-            return str(value[key])
-    return ""
-
-
-def _span_row(trace_id: str, span: Mapping[str, Any]) -> dict[str, Any]:
-    fields = {str(a.get("key")): _value(a) for a in span.get("attributes") or ()}
-    named = {_RETURNED[k]: v for k, v in fields.items() if k in _RETURNED}
-    attrs = {a: fields[a] for a in SPAN_ATTRIBUTES if a in fields}
-    parent = named.get("parent", "").lower()
-    start = int(span.get("startTimeUnixNano") or 0)
-    end = start + int(span.get("durationNanos") or 0)
-    service = named.get("service", "")
-    return {
-        "trace_id": trace_id,
-        "span_id": str(span.get("spanID", "")).lower().rjust(16, "0"),
-        "parent_span_id": "" if not parent or parent == _NO_PARENT else parent.rjust(16, "0"),
-        "name": str(span.get("name", "")),
-        "kind": named.get("kind", "unspecified").upper(),
-        "service_name": service,
-        "scope_name": named.get("scope", ""),
-        "start_ns": start,
-        "end_ns": end,
-        "duration_ns": end - start,
-        "status_code": named.get("status", "unset").upper(),
-        "status_message": named.get("status_message", ""),
-        "task_id": attrs.get(TASK_ID, ""),
-        "agent_type": attrs.get(AGENT_TYPE, ""),
-        "destination": attrs.get(DESTINATION, ""),
-        "attributes": attrs,
-        "resource_attributes": {"service.name": service} if service else {},
-        "partial": False,
-    }
-
-
-def spans_from_select(body: Any) -> tuple[pd.DataFrame, list[TraceHit], int]:
-    """Spans of a ``select()`` search answer, its traces, and the span copies collapsed.
-
-    A span repeated across a trace's span sets is one span; a span twice in one span set is an
-    identical copy (an exporter's retry) and counted.
-
-    Raises:
-        ValueError: the body is not a search answer.
-    """
-    if not isinstance(body, dict) or not {"traces", "metrics"} & body.keys():
-        raise ValueError("not a search response (no 'traces' or 'metrics')")
-    rows: list[dict[str, Any]] = []
-    hits: list[TraceHit] = []
-    copies = 0
-    for trace in body.get("traces") or []:
-        trace_id = hex_trace_id(str(trace.get("traceID", "")))
-        sets = trace.get("spanSets") or ([trace["spanSet"]] if trace.get("spanSet") else [])
-        seen: set[str] = set()
-        matched = 0
-        for span_set in sets:
-            matched = max(matched, int(span_set.get("matched") or 0))
-            in_set: set[str] = set()
-            for span in span_set.get("spans") or []:
-                key = repr(sorted(span.items(), key=lambda kv: kv[0]))
-                if key in in_set:
-                    copies += 1
-                    continue
-                in_set.add(key)
-                if key not in seen:
-                    seen.add(key)
-                    rows.append(_span_row(trace_id, span))
-        mine = rows[len(rows) - len(seen) :]
-        start = int(trace.get("startTimeUnixNano") or 0)
-        ends = [r["end_ns"] for r in mine]
-        starts = [r["start_ns"] for r in mine]
-        duration_end = start + int(trace.get("durationMs") or 0) * 1_000_000
-        hits.append(
-            TraceHit(
-                trace_id,
-                min([start, *starts]) if start else min(starts, default=0),
-                max([duration_end, *ends]),
-                len(seen),
-                matched,
-            )
-        )
-    frame = conform(pd.DataFrame(rows), SPAN_COLUMNS) if rows else empty_frame(SPAN_COLUMNS)
-    return frame, hits, copies
 
 
 def plan_slices(start_s: int, end_s: int, slice_s: int = SLICE_S) -> list[tuple[int, int]]:

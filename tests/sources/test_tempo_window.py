@@ -19,7 +19,8 @@ from obslib.sources import coverage as cov
 from obslib.sources.endpoint import Endpoint
 from obslib.sources.http import HttpClient
 from obslib.sources.tempo import TempoSource
-from obslib.sources.tempo_window import plan_slices, select_query, spans_from_select
+from obslib.sources.tempo_select import select_query, spans_from_select
+from obslib.sources.tempo_window import plan_slices
 from obslib.synth.spans import make_spans
 from tests.fakes.tempo import FakeTempo
 from tests.fakes.tempo_store import TempoStore
