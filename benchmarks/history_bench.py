@@ -518,6 +518,7 @@ def measure_stack(
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Every step; prints as it goes and returns every figure."""
+    from obslib.clock import now_seconds
     from obslib.synth.scenario import default_end
 
     results: dict[str, Any] = {"machine": machine(), "days": args.days, "seed": args.seed}
@@ -525,7 +526,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"history: {args.days:g} days, seed {args.seed}, data in {work}")
     history = work / "history"
-    results["generation"] = measure_generation(args, history, end=default_end())
+    results["generation"] = measure_generation(args, history, end=default_end(now_seconds()))
     files = sorted((history / "openmetrics").iterdir())
     results["backfill"] = measure_backfills(args, files, work, results["generation"]["samples"])
     results.update(measure_stack(args, work, history, files))
