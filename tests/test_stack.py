@@ -22,7 +22,13 @@ import yaml
 from obslib.cli import main
 from obslib.emit import RULE_FILE
 from obslib.errors import StackError
-from obslib.stack import FLEET_JOB, LocalStack, StackStatus, default_rule_files
+from obslib.stack import (
+    FLEET_JOB,
+    GO_MEMORY_LIMIT,
+    LocalStack,
+    StackStatus,
+    default_rule_files,
+)
 from tests.world import ANCHOR
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,6 +161,25 @@ def test_up_backfills_loads_rules_reuses_and_stops(tmp_path, stacks, capsys, mon
     assert main(["stack", "down", "--dir", str(stack.data_dir)]) == 0
     assert "stopped" in capsys.readouterr().out
     assert not stack.status().running
+
+
+def prometheus_environment(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+
+
+def test_prometheus_runs_under_a_go_memory_limit_unless_the_environment_sets_one(
+    tmp_path, stacks, monkeypatch
+):
+    # Without one, repeated 14-day queries kept adding to the server's RSS (benchmarks/README.md).
+    monkeypatch.delenv("GOMEMLIMIT", raising=False)
+    stack = stacks(tmp_path / "stack", free_port())
+    status = stack.up()
+    assert prometheus_environment(status.pid)["GOMEMLIMIT"] == GO_MEMORY_LIMIT
+    stack.down()
+    monkeypatch.setenv("GOMEMLIMIT", "2GiB")
+    status = stack.up()
+    assert prometheus_environment(status.pid)["GOMEMLIMIT"] == "2GiB"
 
 
 def test_stale_pid_file_is_removed_with_a_message(tmp_path, stacks, caplog):

@@ -8,6 +8,7 @@ kube-state-metrics reports, and the queue depth nats-surveyor reports.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,9 @@ from obslib.synth.scenario import SLOW_COLD_START, AgentProfile, Incident, Timel
 # Completes an object's own labels with the scrape's, for a series name (see synth.labels).
 Labeler = Callable[[str, dict[str, str]], dict[str, str]]
 JOB_TTL_S = 300  # finished Jobs linger this long before the TTL controller deletes them
+# A worker's proxy keeps pulling tasks and exits after this long without one (its Job then
+# completes). Pods so serve several tasks at busy hours and churn when the load drops.
+WORKER_IDLE_S = 15 * 60
 _NAME_CHARS = np.array(list("bcdfghjklmnpqrstvwxz2456789"))
 
 
@@ -127,6 +131,32 @@ def _span(start: float, end: float, timeline: Timeline) -> np.ndarray:
     return grid[np.searchsorted(grid, start, side="left") : np.searchsorted(grid, end, side="left")]
 
 
+def assign_workers(tasks: Tasks, idle_s: float) -> np.ndarray:
+    """The worker each task runs on: workers numbered in the order they start.
+
+    A worker serves one task at a time and takes the next task while it has been idle for less
+    than ``idle_s``; its proxy exits after that long without one. When several are idle, the one
+    idle longest takes the task (JetStream serves waiting pull requests in order). A task no
+    idle worker can take starts a new worker (a new Job from the ScaledJob).
+    """
+    worker = np.empty(len(tasks), dtype=np.int64)
+    idle: list[tuple[float, int]] = []  # (idle since, worker), oldest first
+    busy: list[tuple[float, int]] = []  # (done at, worker), soonest first
+    started = 0
+    for i in np.argsort(tasks.arrival, kind="stable"):
+        arrival = tasks.arrival[i]
+        while busy and busy[0][0] <= arrival:
+            heapq.heappush(idle, heapq.heappop(busy))
+        while idle and arrival - idle[0][0] >= idle_s:
+            heapq.heappop(idle)  # that worker has exited
+        if idle:
+            _, worker[i] = heapq.heappop(idle)
+        else:
+            worker[i], started = started, started + 1
+        heapq.heappush(busy, (float(tasks.done[i]), int(worker[i])))
+    return worker
+
+
 def worker_series(
     tasks: Tasks,
     timeline: Timeline,
@@ -134,18 +164,33 @@ def worker_series(
     namespace: str,
     label: Labeler,
     rng: np.random.Generator,
+    idle_s: float = WORKER_IDLE_S,
 ) -> list[Series]:
-    """kube-state-metrics series of the worker Job and pod each task ran in."""
+    """kube-state-metrics series of the worker Jobs (one pod each) the tasks ran on.
+
+    Workers are shared as :func:`assign_workers` says: a pod lives from its first task's
+    arrival until ``idle_s`` after its last task is done, so pods come and go with the
+    load (new names every day) without one pod per task. Names are drawn for every task, as
+    many draws as tasks, so the random stream the rest of the history is drawn from does not
+    depend on how tasks share workers; a worker takes the names drawn for its first task.
+    """
     jobs = random_suffix(rng, len(tasks))
     pods = random_suffix(rng, len(tasks))
+    uids = [f"{int(rng.integers(0, 2**63)):016x}{i:016x}" for i in range(len(tasks))]
+    worker = assign_workers(tasks, idle_s)
+    order = np.argsort(tasks.arrival, kind="stable")
+    first = order[np.unique(worker[order], return_index=True)[1]]  # each worker's first task
+    last_done = np.full(len(first), -np.inf)
+    np.maximum.at(last_done, worker, tasks.done)
     out: list[Series] = []
-    for i in range(len(tasks)):
+    for w, i in enumerate(first):
         job = f"{job_prefix}{tasks.agent_type}-{jobs[i]}"
         pod = f"{job}-{pods[i]}"
-        h = f"{int(rng.integers(0, 2**63)):016x}{i:016x}"
+        h = uids[i]
         uid = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-8{h[17:20]}-{h[20:32]}"
-        running = _span(tasks.arrival[i], tasks.done[i], timeline)
-        lingering = _span(tasks.done[i], tasks.done[i] + JOB_TTL_S, timeline)
+        exits = last_done[w] + idle_s
+        running = _span(tasks.arrival[i], exits, timeline)
+        lingering = _span(exits, exits + JOB_TTL_S, timeline)
         t = np.concatenate([running, lingering])
         v = np.concatenate([np.ones(len(running)), np.zeros(len(lingering))])
         name = "kube_job_status_active"

@@ -202,3 +202,79 @@ def test_slow_cold_starts_break_ac1_only_inside_their_window(settings):
     cold = tasks.ready - tasks.arrival
     inside = (tasks.arrival >= slow.start) & (tasks.arrival < slow.end)
     assert np.quantile(cold[inside], 0.99) > 1500 and np.quantile(cold[~inside], 0.99) < 1500
+
+
+WORKER_METRICS = (
+    "kube_job_status_active",
+    "kube_pod_container_status_restarts_total",
+    "kube_pod_container_status_waiting_reason",
+)
+
+
+@pytest.fixture(scope="module")
+def fortnight(settings):
+    """The embedded default's shape: 14 days, seed 1."""
+    return generate(settings, 14, 1, END, 60)
+
+
+def worker_series_of(series, truth, settings):
+    """The task workers' kube-state-metrics series (not the scripted incidents' pods)."""
+    incident_pods = {i.labels["pod"] for i in truth.incidents if "pod" in i.labels}
+    incident_jobs = {p.rsplit("-", 1)[0] for p in incident_pods}
+    out = []
+    for s in series:
+        if s.name not in WORKER_METRICS:
+            continue
+        name = s.labels["job_name"] if s.name == "kube_job_status_active" else s.labels["pod"]
+        if name.startswith(settings.worker_prefix) and name not in incident_pods | incident_jobs:
+            out.append(s)
+    return out
+
+
+def test_worker_pods_serve_several_tasks_and_still_churn_every_day(fortnight, settings):
+    # One pod per task made 25,700 worker series (1,800 a day), which took the embedded
+    # Prometheus past 2 GiB under repeated 14-day alert replays (benchmarks/README.md).
+    series, truth = fortnight
+    workers = worker_series_of(series, truth, settings)
+    day_of = {id(s): set(((s.t - truth.start) // DAY).tolist()) for s in workers}
+    per_day = [sum(d in day_of[id(s)] for s in workers) for d in range(14)]
+    assert max(per_day) <= 800, per_day
+    pods = [s for s in workers if s.name == "kube_pod_container_status_restarts_total"]
+    names = {s.labels["pod"] for s in pods}
+    assert len(names) < sum(truth.tasks.values()) / 3  # pods serve several tasks
+    assert all(s.t[-1] - s.t[0] < DAY / 2 for s in pods)  # ...and none lives for long
+    for agent in settings.agent_types:
+        prefix = f"{settings.worker_prefix}{agent}-"
+        first_day = {}
+        for s in pods:
+            if s.labels["pod"].startswith(prefix):
+                first_day.setdefault(s.labels["pod"], int((s.t[0] - truth.start) // DAY))
+        new_per_day = np.bincount(list(first_day.values()), minlength=14)
+        assert (new_per_day >= 5).all(), (agent, new_per_day)  # new pod names every day
+
+
+def test_a_worker_runs_one_task_at_a_time_and_is_active_while_any_runs(settings):
+    from obslib.synth.exporter_series import labeler
+    from obslib.synth.tasks import WORKER_IDLE_S, assign_workers, worker_series
+
+    timeline = Timeline(END - 2 * DAY, END)
+    tasks = simulate(agent_profile("copilot"), timeline, [], np.random.default_rng(4))
+    worker = assign_workers(tasks, WORKER_IDLE_S)
+    assert 1 < worker.max() + 1 < len(tasks) / 2
+    for w in range(worker.max() + 1):
+        mine = np.flatnonzero(worker == w)
+        mine = mine[np.argsort(tasks.arrival[mine])]
+        gaps = tasks.arrival[mine[1:]] - tasks.done[mine[:-1]]
+        assert (gaps >= 0).all() and (gaps < WORKER_IDLE_S).all()  # no overlap, no idle exit
+    label = labeler(MetricCatalogue.for_keda(settings.keda_version), settings)
+    series = worker_series(tasks, timeline, settings.worker_prefix, "daedalus", label,
+                           np.random.default_rng(5))  # fmt: skip
+    active = np.zeros(len(timeline.grid))
+    for s in series:
+        if s.name == "kube_job_status_active":
+            active[np.searchsorted(timeline.grid, s.t)] += s.v
+    grid = timeline.grid[:, None]
+    in_flight = ((tasks.arrival <= grid) & (grid < tasks.done)).sum(axis=1)
+    assert (active >= in_flight).all()  # the "Active workers" panel never shows fewer workers
+    assert (active <= in_flight + (worker.max() + 1)).all()
+    assert (active > in_flight).any()  # idle workers wait for the next task
