@@ -22,8 +22,8 @@ import pandas as pd
 from obslib.analysis.baseline import ERROR_SLI, LATENCY_SLIS
 from obslib.catalogue import Catalogue
 from obslib.catalogue.contract import STATUS_FAILURE, STATUS_SUCCESS, TASKS
-from obslib.emit.files import to_yaml, write_atomic
 from obslib.errors import EmitError
+from obslib.files import to_yaml, write_atomic
 from obslib.lint import format_problems, lint_rules
 
 PROPOSED_FILE = "pass2-slo.yaml"

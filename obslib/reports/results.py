@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from obslib import clock
-from obslib.emit.files import write_atomic
+from obslib.files import write_atomic
 from obslib.reports.secrets import scrub
 from obslib.verdict import Verdict
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import nbformat
 
-from obslib.emit.files import write_atomic
+from obslib.files import write_atomic
 from obslib.reports.notebooks import notebook_spec, prepare_parameters
 from obslib.reports.results import (
     ERROR,
