@@ -28,7 +28,6 @@ EPISODE_COLUMNS: dict[str, str] = {
     "resolved_at": "datetime64[ns, UTC]",  # first evaluation that no longer matched
     "fired": "bool",
 }
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _EPOCH = pd.Timestamp(0, tz="UTC")
 
 
@@ -38,13 +37,6 @@ class RangeSource(Protocol):
     def query_range(self, promql: str, start: Any, end: Any, step: Any = None) -> pd.DataFrame:
         """Samples of a range query (PROMETHEUS_COLUMNS plus label columns)."""
         ...
-
-
-def duration_seconds(text: str) -> int:
-    """``"10m"`` -> 600; ``""`` -> 0."""
-    if not text:
-        return 0
-    return int(text[:-1]) * _UNITS[text[-1]]
 
 
 def _labels(frame: pd.DataFrame) -> pd.Series:
@@ -101,7 +93,7 @@ def replay_alert(
 ) -> pd.DataFrame:
     """Episodes of ``alert`` between ``start`` and ``end`` (EPISODE_COLUMNS)."""
     samples = source.query_range(alert.expr, start, end, step_s)
-    return episodes(samples, alert.name, duration_seconds(alert.for_), step_s)
+    return episodes(samples, alert.name, alert.for_s, step_s)
 
 
 def replay_alerts(

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from obslib.analysis.alert_replay import duration_seconds, replay_alerts
+from obslib.analysis.alert_replay import replay_alerts
 from obslib.analysis.exporter_check import exporter_report
 from obslib.analysis.platform_mismatch import MISMATCH_COLUMNS, platform_mismatches
 from obslib.analysis.runbook_check import check_runbook
@@ -149,7 +149,7 @@ def alert_noise(
             {
                 "alert": alert.name,
                 "severity": alert.severity,
-                "for_s": duration_seconds(alert.for_),
+                "for_s": alert.for_s,
                 "episodes": int((episodes["alert"] == alert.name).sum()),
                 "fired": int(mine.sum()),
                 "label_sets": int(fired.loc[mine, "series"].nunique()),

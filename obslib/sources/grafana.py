@@ -28,12 +28,13 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from obslib.durations import step_seconds
 from obslib.errors import MalformedResponse, SourceError
 from obslib.promql import BUILTIN_VARIABLES, interpolate
 from obslib.sources.endpoint import Endpoint, endpoint_from_env
 from obslib.sources.frames import PROMETHEUS_COLUMNS
 from obslib.sources.http import HttpClient
-from obslib.sources.prometheus import TimeLike, auto_step, parse_step, to_seconds
+from obslib.sources.prometheus import TimeLike, auto_step, to_seconds
 
 BACKEND = "grafana"
 SNAPSHOT_PATH = "api/snapshots"
@@ -141,8 +142,8 @@ def embed_panel_data(
     (``QueryRejected``, ``BackendUnavailable``...): a snapshot must not hide a broken panel.
     """
     start_s, end_s = to_seconds(start), to_seconds(end)
-    step_s = auto_step(start_s, end_s, SNAPSHOT_POINTS) if step is None else parse_step(step)
-    rate_s = max(parse_step(BUILTIN_VARIABLES["__rate_interval"]), 2 * step_s)
+    step_s = auto_step(start_s, end_s, SNAPSHOT_POINTS) if step is None else step_seconds(step)
+    rate_s = max(step_seconds(BUILTIN_VARIABLES["__rate_interval"]), 2 * step_s)
     variables = {**_variables(model), "__rate_interval": f"{rate_s:g}s"}
     out = copy.deepcopy(model)
     for panel in out.get("panels", []):

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
+from obslib.durations import DurationLike, step_seconds
 from obslib.errors import ConfigError, MalformedResponse, NoData
 from obslib.sources.endpoint import Endpoint, endpoint_from_env, is_configured
 from obslib.sources.frames import PROMETHEUS_COLUMNS, conform, empty_frame
@@ -64,11 +64,7 @@ ALERT_COLUMNS: dict[str, str] = {
 }
 
 TimeLike = datetime | float | int
-StepLike = float | int | str | timedelta
 T = TypeVar("T")
-
-_DURATION_RE = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 
 def default_prometheus_endpoint() -> Endpoint:
@@ -97,21 +93,6 @@ def to_seconds(t: TimeLike) -> float:
     if isinstance(t, int | float) and not isinstance(t, bool):
         return float(t)
     raise TypeError(f"expected a datetime or unix seconds, got {type(t).__name__}")
-
-
-def parse_step(step: StepLike) -> float:
-    """Seconds of a step given as seconds, a ``timedelta`` or a duration such as ``1m30s``."""
-    if isinstance(step, timedelta):
-        seconds = step.total_seconds()
-    elif isinstance(step, str) and (parts := _DURATION_RE.findall(step)):
-        if "".join(map("".join, parts)) != step:
-            raise ValueError(f"step {step!r} is not seconds or a duration like 5m")
-        seconds = sum(int(n) * _UNIT_S[u] for n, u in parts)
-    else:
-        seconds = float(step)
-    if not seconds > 0:
-        raise ValueError(f"step must be positive, got {step!r}")
-    return seconds
 
 
 def auto_step(start_s: float, end_s: float, max_points: int = MAX_POINTS) -> float:
@@ -299,7 +280,7 @@ class PrometheusSource:
         promql: str,
         start: TimeLike,
         end: TimeLike,
-        step: StepLike | None = None,
+        step: DurationLike | None = None,
         *,
         require_data: bool = False,
     ) -> pd.DataFrame:
@@ -310,7 +291,7 @@ class PrometheusSource:
         chunk is one request with its own deadline).
         """
         start_s, end_s = round(to_seconds(start)), round(to_seconds(end))
-        step_s = auto_step(start_s, end_s, self.max_points) if step is None else parse_step(step)
+        step_s = auto_step(start_s, end_s, self.max_points) if step is None else step_seconds(step)
         path = "/api/v1/query_range"
         result: list[Any] = []
         for first, last in plan_chunks(start_s, end_s, step_s, self.max_points):
