@@ -41,17 +41,17 @@ from obslib.catalogue.contract import AC1_COLD_START_LIMIT_S, AGENT_TYPE, COLD_S
 from obslib.catalogue.hops import PASS1, TASK_ID, TASK_STATE, HopProfile
 from obslib.emit.dashboards import FLEET_UID, render_dashboard
 from obslib.errors import NotFound, SourceError
+from obslib.jsonable import jsonable
 from obslib.reports.results import load_results, results_path
 from obslib.sources.endpoint import endpoint_from_env, is_configured
 from obslib.sources.grafana import (
     DEFAULT_EXPIRES_S,
     GrafanaSource,
-    RangeSource,
     embed_panel_data,
     embedded_frames,
     iso_utc,
 )
-from obslib.sources.prometheus import PrometheusSource, TimeLike, to_seconds
+from obslib.sources.prometheus import PrometheusSource, RangeSource, TimeLike, to_seconds
 from obslib.sources.trace_loaders import (
     SpansLoader,
 )
@@ -98,26 +98,16 @@ class CriterionResult:
             "title": self.title,
             "verdict": self.verdict.value,
             "query": self.query,
-            "value": _plain(self.value),
+            "value": jsonable(self.value),
             "unit": self.unit,
             "link": self.link,
             "explanation": self.explanation,
             "evidence": [
-                {"query": e.query, "value": _plain(e.value), "meaning": e.meaning}
+                {"query": e.query, "value": jsonable(e.value), "meaning": e.meaning}
                 for e in self.evidence
             ],
-            "breakdown": [
-                {k: _plain(v) for k, v in row.items()} for row in self.breakdown.to_dict("records")
-            ],
+            "breakdown": jsonable(self.breakdown),
         }
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 
 
 def _result(criterion: str, verdict: Verdict, why: str, **fields: Any) -> CriterionResult:

@@ -10,13 +10,13 @@ evaluation interval as step gives the same answer for history Prometheus never e
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from obslib.catalogue.alerts import AlertSpec
 from obslib.sources.frames import PROMETHEUS_COLUMNS
+from obslib.sources.prometheus import RangeSource
 
 # One row per episode: a label set matching on consecutive evaluations.
 EPISODE_COLUMNS: dict[str, str] = {
@@ -29,14 +29,6 @@ EPISODE_COLUMNS: dict[str, str] = {
     "fired": "bool",
 }
 _EPOCH = pd.Timestamp(0, tz="UTC")
-
-
-class RangeSource(Protocol):
-    """What the replay needs from a Prometheus source."""
-
-    def query_range(self, promql: str, start: Any, end: Any, step: Any = None) -> pd.DataFrame:
-        """Samples of a range query (PROMETHEUS_COLUMNS plus label columns)."""
-        ...
 
 
 def _labels(frame: pd.DataFrame) -> pd.Series:

@@ -20,7 +20,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from obslib.analysis.alert_replay import replay_alerts
@@ -30,6 +29,7 @@ from obslib.analysis.runbook_check import check_runbook
 from obslib.analysis.selector_check import selector_report, unmatched
 from obslib.catalogue import Catalogue
 from obslib.catalogue.contract import AGENT_TYPE, CONTRACT
+from obslib.jsonable import jsonable
 from obslib.settings import TASK_SUBJECT_PREFIX, TASK_SUBJECT_RE, Settings
 from obslib.sources.frames import conform
 from obslib.sources.prometheus import PrometheusSource, TimeLike
@@ -162,18 +162,9 @@ def alert_noise(
     return conform(pd.DataFrame(rows, columns=list(NOISE_COLUMNS)), NOISE_COLUMNS)
 
 
-def _plain(value: object) -> object:
-    """JSON-ready form of a frame cell (numpy scalars to Python, tuples to lists)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _texts(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[str, object]]:
     return [
-        {c: _plain(v) for c, v in zip(columns, row, strict=True)}
+        {c: jsonable(v) for c, v in zip(columns, row, strict=True)}
         for row in frame[list(columns)].itertuples(index=False)
     ]
 

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Spans carry the agent type under the metric label's name, and tasks publish to the subject
+# prefix of the platform's task-subject rule; both are defined where those live.
+from obslib.catalogue.contract import AGENT_TYPE as AGENT_TYPE
+from obslib.settings import TASK_SUBJECT_PREFIX as TASK_SUBJECT_PREFIX
+
 TASK_ID = "daedalus.task.id"
-AGENT_TYPE = "agent_type"
 DESTINATION = "messaging.destination.name"
 ENVELOPE_TRACE_ID = "daedalus.task.metadata.trace_id"
 TASK_STATE = "daedalus.task.state"  # A2A state of the result, on the result-collection span
@@ -28,7 +32,6 @@ SCOPE_QUEUE = "github.com/raykao/daedalus/internal/queue"
 SCOPE_PROXY = "github.com/raykao/daedalus/internal/proxy"
 SCOPE_ORCHESTRATOR = "github.com/raykao/daedalus/internal/orchestrator"
 
-TASK_SUBJECT_PREFIX = "agent.tasks."
 RESULT_SUBJECT_PREFIX = "agent.results."
 STATUS_SUBJECT_PREFIX = "agent.status."
 

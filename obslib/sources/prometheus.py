@@ -21,7 +21,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import numpy as np
@@ -182,6 +182,14 @@ def frame_from_result(result: Any) -> pd.DataFrame:
         data[column] = [str(labels.get(name, "")) for labels in label_sets]
     frame = pd.DataFrame(data).sort_values(["series", "timestamp"], kind="stable")
     return conform(frame.reset_index(drop=True), PROMETHEUS_COLUMNS)
+
+
+class RangeSource(Protocol):
+    """What a reader of range queries needs: :class:`PrometheusSource` is one, a test's fake too."""
+
+    def query_range(self, promql: str, start: Any, end: Any, step: Any = None) -> pd.DataFrame:
+        """Samples of a range query (``PROMETHEUS_COLUMNS`` plus one column per label)."""
+        ...
 
 
 class PrometheusSource:
