@@ -26,6 +26,7 @@ Where the spec's queries cannot be used as written, and what replaces them:
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from obslib.catalogue.hops import PASS1, TASK_ID, TASK_STATE, HopProfile
 from obslib.emit.dashboards import FLEET_UID, render_dashboard
 from obslib.errors import NotFound, SourceError
 from obslib.jsonable import jsonable
-from obslib.reports.results import load_results, results_path
+from obslib.paths import results_path
 from obslib.sources.endpoint import endpoint_from_env, is_configured
 from obslib.sources.grafana import (
     DEFAULT_EXPIRES_S,
@@ -365,15 +366,13 @@ def _snapshot_result(
     catalogue: Catalogue,
     window: tuple[TimeLike, TimeLike],
     grafana: GrafanaSource,
-    prometheus: RangeSource | None,
+    prometheus: RangeSource,
     expires_s: int,
 ) -> CriterionResult:
     (start, end), span = window, f"{iso_utc(window[0])} to {iso_utc(window[1])}"
     request = f"POST {grafana.endpoint.safe_url}/api/snapshots (fleet overview, {span})"
     try:
-        model = embed_panel_data(
-            render_dashboard(catalogue), prometheus or PrometheusSource(), start, end
-        )
+        model = embed_panel_data(render_dashboard(catalogue), prometheus, start, end)
         snapshot = grafana.create_snapshot(
             model, start, end, expires_s, f"Daedalus fleet overview, {span}"
         )
@@ -411,8 +410,8 @@ def check_ac5(
     start: TimeLike,
     end: TimeLike,
     *,
+    prometheus: RangeSource,
     report_path: str | Path | None = None,
-    prometheus: RangeSource | None = None,
     grafana: GrafanaSource | None = None,
     expires_s: int = DEFAULT_EXPIRES_S,
     environ: Mapping[str, str] | None = None,
@@ -453,7 +452,7 @@ def _report_result(path: Path, start: TimeLike, end: TimeLike) -> CriterionResul
         )
     results_file = results_path(path.parent, path.stem)
     try:
-        results = load_results(results_file)
+        results = json.loads(results_file.read_text())
         verdict, summary = str(results["verdict"]), results.get("summary") or {}
         panels, empty = dict(summary.get("panels") or {}), list(summary.get("empty_panels") or [])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):

@@ -19,10 +19,10 @@ from typing import Any
 from obslib import clock
 from obslib.files import write_atomic
 from obslib.jsonable import jsonable
+from obslib.paths import results_path
 from obslib.reports.secrets import scrub
 from obslib.verdict import Verdict
 
-RESULTS_SUFFIX = ".results.json"
 ERROR = "error"
 # The distributions whose versions decide what a report shows: its frames, figures, execution
 # and rendering, how the pipeline's telemetry is decoded and spoken. Those not installed are left
@@ -36,11 +36,6 @@ KEY_PACKAGES = (
     "opentelemetry-proto",
     "agent-client-protocol",
 )
-
-
-def results_path(results_dir: str | Path, name: str) -> Path:
-    """Where notebook ``name`` writes its results."""
-    return Path(results_dir) / f"{name}{RESULTS_SUFFIX}"
 
 
 def package_versions(packages: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:

@@ -29,7 +29,7 @@ import pandas as pd
 
 from obslib.durations import DurationLike, step_seconds
 from obslib.errors import ConfigError, MalformedResponse, NoData
-from obslib.sources.endpoint import Endpoint, endpoint_from_env, is_configured
+from obslib.sources.endpoint import Endpoint, endpoint_from_env, env_name, is_configured
 from obslib.sources.frames import PROMETHEUS_COLUMNS, conform, empty_frame
 from obslib.sources.http import HttpClient
 
@@ -67,23 +67,23 @@ TimeLike = datetime | float | int
 T = TypeVar("T")
 
 
-def default_prometheus_endpoint() -> Endpoint:
-    """The Prometheus to query: ``$OBSLIB_PROMETHEUS_URL``, else the running local stack.
+def _configured_endpoint() -> Endpoint:
+    """The Prometheus of ``$OBSLIB_PROMETHEUS_URL`` (and its credentials).
+
+    Sources never look for the embedded stack themselves: that choice is the reports'
+    (:func:`obslib.reports.inputs.prometheus`).
 
     Raises:
-        ConfigError: neither is available.
+        ConfigError: the variable is not set.
     """
-    if is_configured(BACKEND):
-        return endpoint_from_env(BACKEND)
-    from obslib.stack import LocalStack  # the stack is optional; import only when needed
-
-    stack = LocalStack()
-    if stack.status().ready:
-        return stack.endpoint()
-    raise ConfigError(
-        "prometheus: no endpoint configured and the local stack is not running. "
-        "Set OBSLIB_PROMETHEUS_URL, or run `obslib stack up`."
-    )
+    if not is_configured(BACKEND):
+        raise ConfigError(
+            f"prometheus: no endpoint configured. Set {env_name(BACKEND)} (a cluster's "
+            "Prometheus, or the url `obslib stack up` prints for the embedded local stack), or "
+            "take obslib.reports.inputs.prometheus(), which uses the embedded stack when the "
+            "variable is not set."
+        )
+    return endpoint_from_env(BACKEND)
 
 
 def to_seconds(t: TimeLike) -> float:
@@ -196,7 +196,9 @@ class PrometheusSource:
     """Query one Prometheus and get DataFrames back.
 
     Args:
-        endpoint: where Prometheus is; default :func:`default_prometheus_endpoint`.
+        endpoint: where Prometheus is; default ``$OBSLIB_PROMETHEUS_URL`` (a ``ConfigError``
+            when it is not set: :func:`obslib.reports.inputs.prometheus` falls back to the
+            embedded stack).
         client: an :class:`HttpClient` to use (tests inject a recording session); built from
             ``endpoint`` with ``retries`` and ``backoff_s`` when omitted.
         retries: retries after a connection error or 502/503/504, within the deadline.
@@ -218,7 +220,7 @@ class PrometheusSource:
                 "PrometheusSource: pass an endpoint or a client, not two different ones"
             )
         self.client = client or HttpClient(
-            endpoint or default_prometheus_endpoint(), retries=retries, backoff_s=backoff_s
+            endpoint or _configured_endpoint(), retries=retries, backoff_s=backoff_s
         )
         self.max_points = max_points
 

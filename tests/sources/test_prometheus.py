@@ -34,7 +34,6 @@ from obslib.sources.prometheus import (
     MAX_POINTS,
     MIN_STEP_S,
     PrometheusSource,
-    default_prometheus_endpoint,
     frame_from_result,
     plan_chunks,
 )
@@ -503,26 +502,20 @@ def test_buildinfo_reports_the_installed_version(source):
 # --- endpoint resolution ---------------------------------------------------------------------
 
 
-def test_endpoint_comes_from_the_environment_first(monkeypatch):
+def test_endpoint_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("OBSLIB_PROMETHEUS_URL", "https://prom.example.com/")
     monkeypatch.setenv("OBSLIB_PROMETHEUS_TOKEN", "abc")
-    endpoint = default_prometheus_endpoint()
+    endpoint = PrometheusSource().endpoint
     assert endpoint.url == "https://prom.example.com"
     assert endpoint.request_headers()["Authorization"] == "Bearer abc"
 
 
-def test_endpoint_falls_back_to_the_running_stack(monkeypatch, stack):
+def test_without_an_endpoint_the_source_never_looks_for_the_stack(monkeypatch, stack):
+    # The choice of the embedded stack is the reports' (tests/test_inputs.py), not the source's.
     monkeypatch.delenv("OBSLIB_PROMETHEUS_URL", raising=False)
     monkeypatch.setenv("OBSLIB_STACK_DIR", str(stack.data_dir))
     monkeypatch.setenv("OBSLIB_STACK_PORT", str(stack.port))
-    assert default_prometheus_endpoint().url == stack.endpoint().url
-    assert not PrometheusSource().query("test_gauge", at=at_step(1)).empty
-
-
-def test_no_endpoint_and_no_stack_is_a_config_error(monkeypatch, tmp_path):
-    monkeypatch.delenv("OBSLIB_PROMETHEUS_URL", raising=False)
-    monkeypatch.setenv("OBSLIB_STACK_DIR", str(tmp_path))
-    monkeypatch.setenv("OBSLIB_STACK_PORT", str(free_port()))
     with pytest.raises(ConfigError, match="OBSLIB_PROMETHEUS_URL") as caught:
-        default_prometheus_endpoint()
+        PrometheusSource()
+    assert "obslib.reports.inputs.prometheus()" in str(caught.value)
     assert "obslib stack up" in str(caught.value)
