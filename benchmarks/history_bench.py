@@ -300,7 +300,7 @@ def query_suite(
     there, so that its compaction, a minute after start, does not fall inside them); the block
     count Prometheus had loaded when the timings ended is recorded with them.
     """
-    from obslib.analysis.alert_replay import replay_alert, replay_alerts
+    from obslib.analysis.slo.alert_replay import replay_alert, replay_alerts
     from obslib.catalogue import build_catalogue
     from obslib.catalogue.panels import panel_by_key
     from obslib.promql import interpolate

@@ -11,7 +11,8 @@ them apart by the prefix of an attribute (``messaging.destination.name``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 # Spans carry the agent type under the metric label's name, and tasks publish to the subject
 # prefix of the platform's task-subject rule; both are defined where those live.
@@ -132,3 +133,27 @@ PLATFORM_TODAY = HopProfile(
 )  # fmt: skip
 
 PROFILES = {p.name: p for p in (PASS1, PLATFORM_TODAY)}
+
+
+def sub_profile(profile: HopProfile, keys: Iterable[str], name: str | None = None) -> HopProfile:
+    """``profile`` restricted to the hops ``keys``, each re-parented to its nearest kept ancestor.
+
+    Use it to audit data that only covers part of a chain (the recorded Tempo traces have no
+    ``acp.session.new`` hop, for instance) without calling the absent hops broken.
+
+    Raises:
+        ValueError: a key is unknown, or the kept hops do not form one tree.
+    """
+    keep = list(dict.fromkeys(keys))
+    for key in keep:
+        profile.hop(key)  # KeyError for an unknown key
+    hops = []
+    for hop in profile.hops:
+        if hop.key not in keep:
+            continue
+        ancestors = [k for k in profile.path_to(hop.key)[:-1] if k in keep]
+        hops.append(replace(hop, parent=ancestors[-1] if ancestors else None))
+    if sum(h.parent is None for h in hops) != 1:
+        raise ValueError(f"hops {keep} of profile {profile.name} do not share one root")
+    label = name or f"{profile.name}[{','.join(h.key for h in hops)}]"
+    return HopProfile(label, f"{profile.description} (hops {', '.join(keep)} only)", tuple(hops))

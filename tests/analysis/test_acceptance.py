@@ -19,7 +19,7 @@ from obslib.analysis.acceptance import (
     check_ac5,
     coverage_table,
 )
-from obslib.analysis.audit import audit_traces
+from obslib.analysis.traces.audit import audit_traces
 from obslib.catalogue.contract import AC1_COLD_START_LIMIT_S
 from obslib.catalogue.hops import PASS1
 from obslib.emit.dashboards import render_dashboard

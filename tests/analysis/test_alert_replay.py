@@ -1,6 +1,6 @@
 import pandas as pd
 
-from obslib.analysis.alert_replay import episodes
+from obslib.analysis.slo.alert_replay import episodes
 
 
 def samples(points):

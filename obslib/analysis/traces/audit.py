@@ -3,9 +3,10 @@
 Frames in, frames out: :func:`audit_traces` takes a span frame (``SPAN_COLUMNS``, from Tempo,
 OTLP files or the test collector) and returns an :class:`AuditResult` of frames and a verdict.
 Tasks are found through the task id attribute; a span without one belongs to its trace's task.
-Every check is a vectorised pass over the spans (:mod:`obslib.analysis.trace_index`); each
+Every check is a vectorised pass over the spans (:mod:`obslib.analysis.traces.index`); each
 finding is one row of ``problems`` (task, hop, check, detail), and everything else is read
-from that table. The checks and what they mean are listed in :data:`CHECKS`.
+from that table. The checks and what they mean are listed in :data:`CHECKS`. The checker hands
+what it found to the frame builders as one frozen :class:`~.findings.Findings`.
 """
 
 from __future__ import annotations
@@ -16,15 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from obslib.analysis import audit_frames as frames
-from obslib.analysis.trace_index import (
-    MISSING,
-    ROOT,
-    Membership,
-    SpanIndex,
-    attribute_tasks,
-    index_spans,
-)
+from obslib.analysis.traces.findings import Findings, build_frames, empty_frames
+from obslib.analysis.traces.index import MISSING, ROOT, SpanIndex, index_spans
+from obslib.analysis.traces.membership import Membership, attribute_tasks
 from obslib.catalogue.hops import ENVELOPE_TRACE_ID, PASS1, RESULT_SUBJECT_PREFIX, HopProfile
 from obslib.sources.frames import collapse_copies, conform, empty_frame
 from obslib.verdict import Verdict
@@ -60,7 +55,7 @@ _REQUIRED = (
 
 @dataclass(frozen=True, eq=False)
 class AuditResult:
-    """What :func:`audit_traces` found; column meanings are in :mod:`.audit_frames`."""
+    """What :func:`audit_traces` found; column meanings are in :mod:`.findings`."""
 
     profile: str
     verdict: Verdict
@@ -167,14 +162,13 @@ def audit_traces(
                     mem = attribute_tasks(idx, profile, skew_tolerance_ns, adopt_by_time)
     if spans.empty:
         return AuditResult(
-            profile.name, Verdict.INCONCLUSIVE, 0, 0, **frames.empty_frames(),
+            profile.name, Verdict.INCONCLUSIVE, 0, 0, **empty_frames(),
             redelivered=redelivered, cut_tasks=cut,
         )  # fmt: skip
-    checker = _Checker(spans, idx, mem, profile, skew_tolerance_ns)
-    problems = checker.run()
+    findings = _Checker(spans, idx, mem, profile, skew_tolerance_ns).run()
     n_tasks = mem.n_tasks
     broken = np.zeros(n_tasks, dtype=bool)
-    broken[problems["task"]] = True
+    broken[findings.problems["task"]] = True
     verdict = (
         Verdict.INCONCLUSIVE if n_tasks == 0 else Verdict.FAIL if broken.any() else Verdict.PASS
     )
@@ -183,7 +177,7 @@ def audit_traces(
         verdict,
         len(spans),
         idx.n_traces,
-        **frames.build_frames(checker, problems),
+        **build_frames(findings),
         redelivered=redelivered,
         cut_tasks=cut,
     )
@@ -263,17 +257,32 @@ class _Checker:
         root_pairs = np.unique(mem.task[is_root] * idx.n_traces + idx.trace[mem.row[is_root]])
         return ref, np.bincount(root_pairs // idx.n_traces, minlength=mem.n_tasks)
 
-    def run(self) -> dict[str, np.ndarray]:
-        """Every check, then the problem table as arrays (task, hop, row, check, detail)."""
+    def run(self) -> Findings:
+        """Every check; the problem table (task, hop, row, check, detail) and what it rests on."""
         self._roots()
         self._counts()
         self._span_checks()
         self._splits()
         self._envelopes()
-        if not self.blocks:
-            return {k: np.zeros(0, dtype=np.int64 if k in ("task", "hop", "row") else object)
-                    for k in ("task", "hop", "row", "check", "detail")}  # fmt: skip
-        return {k: np.concatenate([b[k] for b in self.blocks]) for k in self.blocks[0]}
+        if self.blocks:
+            problems = {k: np.concatenate([b[k] for b in self.blocks]) for k in self.blocks[0]}
+        else:
+            problems = {k: np.zeros(0, dtype=np.int64 if k in ("task", "hop", "row") else object)
+                        for k in ("task", "hop", "row", "check", "detail")}  # fmt: skip
+        return Findings(
+            index=self.idx,
+            membership=self.mem,
+            profile=self.profile,
+            problems=problems,
+            counts=self.counts,
+            expected_count=self.expected_count,
+            ref_trace=self.ref_trace,
+            n_root_traces=self.n_root_traces,
+            pair_task=self.pair_task,
+            pair_trace=self.pair_trace,
+            n_task_traces=self.n_task_traces,
+            envelope=self.envelope,
+        )
 
     def _roots(self) -> None:
         none = np.flatnonzero(self.n_root_traces == 0)
