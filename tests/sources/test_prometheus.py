@@ -511,7 +511,7 @@ def test_endpoint_comes_from_the_environment(monkeypatch):
 
 
 def test_without_an_endpoint_the_source_never_looks_for_the_stack(monkeypatch, stack):
-    # The choice of the embedded stack is the reports' (tests/test_backend_choice.py), not the source's.
+    # Choosing the embedded stack is the reports' job (tests/test_backend_choice.py).
     monkeypatch.delenv("OBSLIB_PROMETHEUS_URL", raising=False)
     monkeypatch.setenv("OBSLIB_STACK_DIR", str(stack.data_dir))
     monkeypatch.setenv("OBSLIB_STACK_PORT", str(stack.port))

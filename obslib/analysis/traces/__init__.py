@@ -6,14 +6,16 @@ the audit uses them:
 
 - :mod:`.index`: a span frame as arrays (trace codes, parent rows, the hop of each span);
 - :mod:`.membership`: which task each span belongs to (by task id, trace, or adoption);
-- :mod:`.audit`: the checks, :data:`CHECKS`, and the :class:`AuditResult`;
+- :mod:`.checks`: the checks, and what each means (:data:`CHECKS`);
 - :mod:`.findings`: what the checks found (:class:`Findings`) and the result's frames;
+- :mod:`.audit`: :func:`audit_traces` and its :class:`AuditResult`;
 - :mod:`.stats`: figures the report shows beside it (hop latency, logs without a trace,
   sample traces, the injected faults against what was found);
 - :mod:`.traceql`: the TraceQL that finds each kind of break in Tempo.
 """
 
-from obslib.analysis.traces.audit import CHECKS, AuditResult, audit_traces
+from obslib.analysis.traces.audit import AuditResult, audit_traces
+from obslib.analysis.traces.checks import CHECKS
 from obslib.analysis.traces.findings import Findings
 from obslib.analysis.traces.traceql import broken_trace_queries, query_for
 from obslib.catalogue.hops import sub_profile

@@ -1,6 +1,6 @@
 """What the trace audit found, and the frames of an :class:`~.audit.AuditResult` built from it.
 
-The checks (:mod:`obslib.analysis.traces.audit`) hand over one frozen :class:`Findings`: the
+The checks (:mod:`obslib.analysis.traces.checks`) hand over one frozen :class:`Findings`: the
 problem table as arrays, and the per-task and per-trace arrays the frames are cut from. The
 builders here turn it into frames without a per-span loop; per-task tuples (trace ids,
 reasons) are cut from sorted arrays. Column meanings are beside each schema.
@@ -55,7 +55,7 @@ AGENT_HOP_COLUMNS: dict[str, str] = {
 PROBLEM_COLUMNS: dict[str, str] = {
     "task_id": "str",
     "hop": "str",  # hop key, or the span name for a span of no hop
-    "check": "str",  # a key of CHECKS (obslib.analysis.traces.audit)
+    "check": "str",  # a key of CHECKS (obslib.analysis.traces.checks)
     "detail": "str",
     "trace_id": "str",  # the span's trace; the task's trace for task-level findings
     "span_id": "str",  # "" for task-level findings
