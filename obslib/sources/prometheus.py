@@ -3,12 +3,8 @@
 Every request goes through the shared :class:`~obslib.sources.http.HttpClient` (deadline,
 retries, credentials, redaction and error mapping are the same for every backend). Queries
 and series lookups are POSTed as forms, as Prometheus allows, so long PromQL never meets a
-URL length limit; the envelope's ``data`` is checked here and parsed by pure functions.
-
-Query frames have the documented ``PROMETHEUS_COLUMNS`` (long format, one row per sample) plus
-one ``str`` column per label, ``""`` where a series lacks the label. ``__name__`` keeps its
-name; a label that collides with a documented column becomes ``exported_<label>``, as
-Prometheus itself renames clashing labels.
+URL length limit; the envelope's ``data`` is checked here and parsed by the pure functions of
+:mod:`obslib.sources.prometheus_frames` (where the frames' columns are documented).
 
 Prometheus refuses range queries of more than 11,000 points per series. ``query_range``
 picks a step that stays under the limit when none is given, and splits a long range with a
@@ -17,51 +13,34 @@ small explicit step into step-aligned requests that it stitches back together.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
-import numpy as np
 import pandas as pd
 
 from obslib.durations import DurationLike, step_seconds
 from obslib.errors import ConfigError, MalformedResponse, NoData
 from obslib.sources.endpoint import Endpoint, endpoint_from_env, env_name, is_configured
-from obslib.sources.frames import PROMETHEUS_COLUMNS, conform, empty_frame
+from obslib.sources.frames import conform, empty_frame
 from obslib.sources.http import HttpClient
+from obslib.sources.prometheus_frames import (
+    SERIES_COLUMNS,
+    ShapeError,
+    alerts_frame,
+    frame_from_result,
+    metadata_frame,
+    rules_frame,
+    series_text,
+)
 
 BACKEND = "prometheus"
 MAX_POINTS = 11_000  # Prometheus's hard limit of points per series in one range query
 MIN_STEP_S = 15.0
 # Automatic steps are the smallest of these that keeps a request under the point limit.
 AUTO_STEPS_S = (15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
-
-SERIES_COLUMNS: dict[str, str] = {"series": "str"}  # plus one column per label
-METADATA_COLUMNS: dict[str, str] = {"metric": "str", "type": "str", "help": "str", "unit": "str"}
-RULE_COLUMNS: dict[str, str] = {
-    "group": "str",
-    "file": "str",
-    "name": "str",  # alert name or recorded series name
-    "type": "str",  # alerting | recording
-    "query": "str",
-    "duration_s": "float64",  # the alert's `for`, 0 for recording rules
-    "labels": "object",
-    "annotations": "object",
-    "health": "str",  # ok | err | unknown
-    "last_error": "str",
-    "state": "str",  # inactive | pending | firing, "" for recording rules
-}
-ALERT_COLUMNS: dict[str, str] = {
-    "alertname": "str",
-    "state": "str",  # pending | firing
-    "active_at": "datetime64[ns, UTC]",
-    "value": "float64",
-    "labels": "object",
-    "annotations": "object",
-}
 
 TimeLike = datetime | float | int
 T = TypeVar("T")
@@ -123,65 +102,6 @@ def plan_chunks(
 
 def _step_text(step_s: float) -> str:
     return format(step_s, ".3f").rstrip("0").rstrip(".")
-
-
-def series_text(labels: dict[str, str]) -> str:
-    """A series' labels as PromQL selector text, e.g. ``up{job="api"}``."""
-    name = labels.get("__name__", "")
-    pairs = ",".join(
-        f"{k}={json.dumps(str(v), ensure_ascii=False)}"
-        for k, v in sorted(labels.items())
-        if k != "__name__"
-    )
-    return f"{name}{{{pairs}}}" if pairs or not name else name
-
-
-class _Shape(ValueError):
-    """The result does not have the documented shape."""
-
-
-def _samples(item: Any) -> tuple[dict[str, str], list[Any]]:
-    if isinstance(item, dict) and isinstance(item.get("metric"), dict):
-        if isinstance(item.get("values"), list):
-            return item["metric"], item["values"]
-        if isinstance(item.get("value"), list):
-            return item["metric"], [item["value"]]
-    raise _Shape(f"a result entry has neither 'value' nor 'values': {str(item)[:200]}")
-
-
-def frame_from_result(result: Any) -> pd.DataFrame:
-    """The long frame of a query ``result`` (vector, matrix or scalar), as the client returns it."""
-    if not isinstance(result, list):
-        raise _Shape(f"result is {type(result).__name__}, not a list")
-    if len(result) == 2 and not isinstance(result[0], dict):  # scalar: [time, "value"]
-        result = [{"metric": {}, "value": result}]
-    times: list[float] = []
-    values: list[float] = []
-    label_sets: list[dict[str, str]] = []
-    for item in result:
-        labels, pairs = _samples(item)
-        for pair in pairs:
-            try:
-                ts, text = pair
-                times.append(float(ts))
-                values.append(float(text))  # float() reads "NaN", "+Inf" and "-Inf"
-            except (TypeError, ValueError):
-                raise _Shape(f"sample {str(pair)[:80]} is not [time, number]") from None
-            label_sets.append(labels)
-    if not times:
-        return empty_frame(PROMETHEUS_COLUMNS)
-    millis = np.round(np.asarray(times) * 1000).astype("int64")
-    data: dict[str, Any] = {
-        "timestamp": pd.to_datetime(millis, unit="ms", utc=True),
-        "value": np.asarray(values, dtype="float64"),
-        "series": [series_text(labels) for labels in label_sets],
-    }
-    names = sorted({k for labels in label_sets for k in labels}, key=lambda k: (k != "__name__", k))
-    for name in names:
-        column = f"exported_{name}" if name in PROMETHEUS_COLUMNS else name
-        data[column] = [str(labels.get(name, "")) for labels in label_sets]
-    frame = pd.DataFrame(data).sort_values(["series", "timestamp"], kind="stable")
-    return conform(frame.reset_index(drop=True), PROMETHEUS_COLUMNS)
 
 
 class RangeSource(Protocol):
@@ -251,7 +171,7 @@ class PrometheusSource:
         try:
             return build(data)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            shape = isinstance(exc, _Shape)
+            shape = isinstance(exc, ShapeError)
             detail = str(exc) if shape else f"unexpected body shape ({type(exc).__name__}: {exc})"
             # from None: the cause may quote the body, which is scrubbed only in the detail
             detail = self.client.scrub(detail)
@@ -350,17 +270,17 @@ class PrometheusSource:
     def metadata(self) -> pd.DataFrame:
         """Type, help and unit of every metric scraped (backfilled history has none)."""
         path = "/api/v1/metadata"
-        return self._build(path, "", _metadata_frame, self._data(path, ""))
+        return self._build(path, "", metadata_frame, self._data(path, ""))
 
     def rules(self) -> pd.DataFrame:
         """Every loaded rule, one row each (``RULE_COLUMNS``)."""
         path = "/api/v1/rules"
-        return self._build(path, "", _rules_frame, self._data(path, ""))
+        return self._build(path, "", rules_frame, self._data(path, ""))
 
     def alerts(self) -> pd.DataFrame:
         """Pending and firing alerts, one row each (``ALERT_COLUMNS``)."""
         path = "/api/v1/alerts"
-        return self._build(path, "", _alerts_frame, self._data(path, ""))
+        return self._build(path, "", alerts_frame, self._data(path, ""))
 
     def buildinfo(self) -> dict[str, str]:
         """The server's version, revision, branch and Go version."""
@@ -368,48 +288,3 @@ class PrometheusSource:
         return self._build(
             path, "", lambda data: {str(k): str(v) for k, v in data.items()}, self._data(path, "")
         )
-
-
-def _metadata_frame(data: dict[str, list[dict[str, str]]]) -> pd.DataFrame:
-    rows = [
-        (str(metric), entry.get("type", ""), entry.get("help", ""), entry.get("unit", ""))
-        for metric, entries in data.items()
-        for entry in entries
-    ]
-    return conform(pd.DataFrame(rows, columns=list(METADATA_COLUMNS)), METADATA_COLUMNS)
-
-
-def _rules_frame(data: dict[str, Any]) -> pd.DataFrame:
-    rows = [
-        (
-            group["name"],
-            group.get("file", ""),
-            rule["name"],
-            rule["type"],
-            rule["query"],
-            float(rule.get("duration", 0)),
-            dict(rule.get("labels") or {}),
-            dict(rule.get("annotations") or {}),
-            rule.get("health", ""),
-            rule.get("lastError", ""),
-            rule.get("state", ""),  # recording rules have none
-        )
-        for group in data["groups"]
-        for rule in group["rules"]
-    ]
-    return conform(pd.DataFrame(rows, columns=list(RULE_COLUMNS)), RULE_COLUMNS)
-
-
-def _alerts_frame(data: dict[str, Any]) -> pd.DataFrame:
-    rows = [
-        (
-            alert["labels"].get("alertname", ""),
-            alert["state"],
-            pd.Timestamp(alert["activeAt"]).tz_convert("UTC"),
-            float(alert["value"]),
-            dict(alert["labels"]),
-            dict(alert.get("annotations") or {}),
-        )
-        for alert in data["alerts"]
-    ]
-    return conform(pd.DataFrame(rows, columns=list(ALERT_COLUMNS)), ALERT_COLUMNS)

@@ -30,13 +30,8 @@ from obslib.errors import (
 from obslib.sources.endpoint import Endpoint
 from obslib.sources.frames import PROMETHEUS_COLUMNS
 from obslib.sources.http import HttpClient
-from obslib.sources.prometheus import (
-    MAX_POINTS,
-    MIN_STEP_S,
-    PrometheusSource,
-    frame_from_result,
-    plan_chunks,
-)
+from obslib.sources.prometheus import MAX_POINTS, MIN_STEP_S, PrometheusSource, plan_chunks
+from obslib.sources.prometheus_frames import frame_from_result
 from obslib.stack import FLEET_JOB, LocalStack
 from tests.fakes.http_server import FakeServer, Reply, Request
 from tests.world import ANCHOR
