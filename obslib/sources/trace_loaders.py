@@ -14,7 +14,8 @@ import pandas as pd
 
 from obslib.errors import NotFound
 from obslib.sources.otlp_files import read_spans
-from obslib.sources.tempo import TempoSource, hex_trace_id
+from obslib.sources.tempo import TempoSource
+from obslib.sources.tempo_frames import hex_trace_id
 
 SpansLoader = Callable[[str], pd.DataFrame]  # trace id -> span frame; NotFound when unknown
 
