@@ -11,7 +11,7 @@ Steps, each repeated ``--repeat`` times where it is cheap enough to matter:
    for its wall time and peak RSS (``VmHWM``); the child then calls ``generate`` once more to
    count series and samples and to split simulation from writing the OpenMetrics text.
 2. The backfill with ``promtool tsdb create-blocks-from openmetrics``: one run per file in
-   turn, as ``obslib/stack.py`` does, and the same runs on a pool of ``--workers`` parallel
+   turn, as ``obslib/stack/backfill.py`` does, and the same runs on a pool of ``--workers`` parallel
    promtool processes. Both must give the same blocks, holding every generated sample.
 3. ``LocalStack.up(history=...)`` end to end on a free port (its own sequential backfill, then
    Prometheus until ready), then stops and starts of Prometheus over the same TSDB for the
@@ -168,7 +168,7 @@ def backfill(files: list[Path], tsdb: Path, workers: int) -> dict[str, Any]:
     shutil.rmtree(tsdb, ignore_errors=True)
     tsdb.mkdir(parents=True)
     promtool = shutil.which("promtool") or "/usr/bin/promtool"
-    command = [promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet"]  # as stack.py
+    command = [promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet"]  # as stack/backfill.py
 
     def one(path: Path) -> tuple[float, int, int, str]:
         return run_measured([*command, str(path), str(tsdb)])
