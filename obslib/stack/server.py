@@ -7,14 +7,13 @@ reads it.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import os
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import yaml
 from obslib.errors import ConfigError, StackError
 from obslib.sources.endpoint import Endpoint
 from obslib.stack.backfill import backfill
-from obslib.stack.processes import alive, cmdline, find_tool, port_taken
+from obslib.stack.processes import alive, cmdline, exclusive, find_tool, port_taken
 
 log = logging.getLogger("obslib.stack")  # one logger for the stack, whichever module speaks
 
@@ -197,48 +196,17 @@ class LocalStack:
             )
         return found
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold the data dir's lock, so one ``up`` or ``down`` runs at a time, across processes.
+    def _locked(self) -> AbstractContextManager[None]:
+        """The data dir's lock, so one ``up`` or ``down`` runs at a time, across processes.
 
         Raises:
             StackError: the directory is unusable, or another process held the lock too long.
         """
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise self._dir_error(exc) from exc
-        try:
-            self._acquire(fd)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # who holds it, for a waiter's message
-            yield
-        finally:
-            os.close(fd)  # releases the lock
-
-    def _acquire(self, fd: int) -> None:
-        deadline = time.monotonic() + LOCK_TIMEOUT_S
-        told = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                pass
-            except OSError as exc:  # e.g. a filesystem without flock
-                raise self._dir_error(exc) from exc
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            if time.monotonic() > deadline:
-                raise StackError(
-                    f"another obslib process (pid {holder}) has held {self.lock_path} for over "
-                    f"{LOCK_TIMEOUT_S:g} s while starting or stopping the stack; wait for it to "
-                    "finish, or stop it, then run again"
-                )
-            if not told:
-                log.warning("waiting for pid %s, which is starting or stopping this stack", holder)
-                told = True
-            time.sleep(0.2)
+        return exclusive(self.lock_path, LOCK_TIMEOUT_S, self._dir_error)
 
     def _port_of(self, pid: int) -> int:
         for arg in cmdline(pid):
