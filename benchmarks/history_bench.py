@@ -168,7 +168,8 @@ def backfill(files: list[Path], tsdb: Path, workers: int) -> dict[str, Any]:
     shutil.rmtree(tsdb, ignore_errors=True)
     tsdb.mkdir(parents=True)
     promtool = shutil.which("promtool") or "/usr/bin/promtool"
-    command = [promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet"]  # as stack/backfill.py
+    # The command stack/backfill.py runs.
+    command = [promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet"]
 
     def one(path: Path) -> tuple[float, int, int, str]:
         return run_measured([*command, str(path), str(tsdb)])
