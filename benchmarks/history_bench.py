@@ -11,7 +11,7 @@ Steps, each repeated ``--repeat`` times where it is cheap enough to matter:
    for its wall time and peak RSS (``VmHWM``); the child then calls ``generate`` once more to
    count series and samples and to split simulation from writing the OpenMetrics text.
 2. The backfill with ``promtool tsdb create-blocks-from openmetrics``: one run per file in
-   turn, as ``obslib/stack.py`` does, and the same runs on a pool of ``--workers`` parallel
+   turn, as ``obslib/stack/backfill.py`` does, and the same runs on a pool of ``--workers`` parallel
    promtool processes. Both must give the same blocks, holding every generated sample.
 3. ``LocalStack.up(history=...)`` end to end on a free port (its own sequential backfill, then
    Prometheus until ready), then stops and starts of Prometheus over the same TSDB for the
@@ -168,7 +168,8 @@ def backfill(files: list[Path], tsdb: Path, workers: int) -> dict[str, Any]:
     shutil.rmtree(tsdb, ignore_errors=True)
     tsdb.mkdir(parents=True)
     promtool = shutil.which("promtool") or "/usr/bin/promtool"
-    command = [promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet"]  # as stack.py
+    # The command stack/backfill.py runs.
+    command = [promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet"]
 
     def one(path: Path) -> tuple[float, int, int, str]:
         return run_measured([*command, str(path), str(tsdb)])
@@ -304,7 +305,7 @@ def query_suite(
     there, so that its compaction, a minute after start, does not fall inside them); the block
     count Prometheus had loaded when the timings ended is recorded with them.
     """
-    from obslib.analysis.alert_replay import replay_alert, replay_alerts
+    from obslib.analysis.slo.alert_replay import replay_alert, replay_alerts
     from obslib.catalogue import build_catalogue
     from obslib.catalogue.panels import panel_by_key
     from obslib.promql import interpolate

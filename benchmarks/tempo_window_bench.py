@@ -87,6 +87,7 @@ def main() -> None:
     from obslib.analysis import audit_traces
     from obslib.sources.endpoint import Endpoint
     from obslib.sources.tempo import TempoSource
+    from obslib.sources.tempo_window import window_spans
 
     ctx = mp.get_context("spawn")
     ready, stats, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
@@ -97,8 +98,13 @@ def main() -> None:
     url = ready.get(timeout=600)
     source = TempoSource(Endpoint("tempo", url, timeout=60))
     cpu0, wall0 = time.process_time(), time.monotonic()
-    fetched = source.window_spans(
-        END - HOUR, END, parallel=args.parallel, slice_s=args.slice_s, progress=lambda _m: None
+    fetched = window_spans(
+        source,
+        END - HOUR,
+        END,
+        parallel=args.parallel,
+        slice_s=args.slice_s,
+        progress=lambda _m: None,
     )
     wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

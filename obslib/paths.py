@@ -15,6 +15,7 @@ from pathlib import Path
 HOME_ENV = "OBSLIB_HOME"
 STACK_DIR_ENV = "OBSLIB_STACK_DIR"
 HISTORY_DAYS = 14  # the embedded stack's synthetic history
+RESULTS_SUFFIX = ".results.json"
 _CHECKOUT = Path(__file__).resolve().parent.parent
 
 
@@ -69,3 +70,8 @@ def reference_run_dir() -> Path:
 def rendered_dir() -> Path:
     """The default output directory of reports."""
     return root() / "rendered"
+
+
+def results_path(results_dir: str | Path, name: str) -> Path:
+    """Where notebook ``name`` writes its results JSON: beside its report in ``results_dir``."""
+    return Path(results_dir) / f"{name}{RESULTS_SUFFIX}"

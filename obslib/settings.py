@@ -22,7 +22,7 @@ VALUES_ENV = "OBSLIB_VALUES"
 
 # The platform's task-subject rule (internal/queue): a subject must match this pattern.
 TASK_SUBJECT_PREFIX = "agent.tasks."
-TASK_SUBJECT_RE = re.compile(r"^agent\.tasks\.[a-z]([a-z0-9](-[a-z0-9]+)*)*$")
+TASK_SUBJECT_RE = re.compile(rf"^{re.escape(TASK_SUBJECT_PREFIX)}[a-z]([a-z0-9](-[a-z0-9]+)*)*$")
 _DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _STREAM_RE = re.compile(r"^[^\s.*>/\\]+$")
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:\.\d+)?$")

@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from obslib.catalogue.panels import SLO_MARKER
+from obslib.catalogue.panels import SLO_MARKER, legend_text
 from obslib.emit.dashboards import FLEET_UID, agent_uid
 
 SPEC_PANELS = [
@@ -144,3 +144,21 @@ def test_sidecar_configmaps_carry_each_dashboard(repo, catalogue):
 def test_dashboard_json_is_stable_text(repo, name):
     text = (repo / "dashboards" / name).read_text()
     assert text.endswith("\n") and json.loads(text)["schemaVersion"] >= 36
+
+
+@pytest.mark.parametrize(
+    ("template", "labels", "expected"),
+    [
+        ("{{agent_type}} p99", {"agent_type": "claude"}, "claude p99"),
+        (
+            "{{ agent_type }}/{{status}}",
+            {"agent_type": "codex", "status": "failure"},
+            "codex/failure",
+        ),
+        ("{{agent_type}} p99", {}, "p99"),  # a label the series lacks is left empty
+        ("{{agent_type}}", {"job": "x"}, ""),
+        ("all agent types", {"agent_type": "claude"}, "all agent types"),
+    ],
+)
+def test_legend_text_fills_a_legend_format_as_grafana_does(template, labels, expected):
+    assert legend_text(template, labels) == expected

@@ -9,8 +9,8 @@ import yaml
 
 from obslib.catalogue import build_catalogue
 from obslib.catalogue.alerts import keda_scaler_errors_metric
-from obslib.emit.files import to_yaml
 from obslib.emit.rules import render_prometheus_rule, render_rule_file
+from obslib.files import to_yaml
 from obslib.settings import load_settings
 
 RULE_TESTS = sorted((Path(__file__).parent / "rules").glob("*-test.yaml"))

@@ -4,7 +4,7 @@ import re
 
 import yaml
 
-from obslib.analysis.runbook_check import check_runbook
+from obslib.analysis.crosscheck.runbook import check_runbook
 from obslib.emit.runbook import github_anchor
 
 

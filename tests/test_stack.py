@@ -286,6 +286,8 @@ def test_defaults_come_from_the_environment(tmp_path, monkeypatch):
     assert LocalStack().data_dir == tmp_path / "home" / "relative" / "stack"
     monkeypatch.chdir(REPO)
     assert default_rule_files() == [(REPO / RULE_FILE).absolute()]
+    monkeypatch.chdir(tmp_path)  # elsewhere, the checkout holding the package is asked
+    assert default_rule_files() == [(REPO / RULE_FILE).absolute()]
 
 
 # --- concurrency, pid ownership, unusable data dirs ------------------------------------------

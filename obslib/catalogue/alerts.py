@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from obslib.durations import seconds
 from obslib.settings import Settings
 
 SEVERITIES = {
@@ -41,6 +42,11 @@ class AlertSpec:
     for_: str = ""  # '' fires on the first evaluation that matches
     spec_expr: str = ""  # the spec's corrected expression where ours differs
     deviation: str = ""  # why ours differs
+
+    @property
+    def for_s(self) -> int:
+        """Seconds the expression must keep matching before the alert fires (0 without ``for``)."""
+        return round(seconds(self.for_)) if self.for_ else 0
 
 
 def absent_or_zero(selector: str) -> str:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 AGENT_TYPE = "agent_type"
 STATUS = "status"
-TASK_ID_ATTRIBUTE = "daedalus.task.id"
 
 # Terminal outcomes of a task as the `status` label spells them (a bounded set):
 # success = A2A state completed; failure = failed or rejected; canceled = canceled by a user.

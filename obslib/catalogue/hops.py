@@ -11,10 +11,15 @@ them apart by the prefix of an attribute (``messaging.destination.name``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+# Spans carry the agent type under the metric label's name, and tasks publish to the subject
+# prefix of the platform's task-subject rule; both are defined where those live.
+from obslib.catalogue.contract import AGENT_TYPE as AGENT_TYPE
+from obslib.settings import TASK_SUBJECT_PREFIX as TASK_SUBJECT_PREFIX
 
 TASK_ID = "daedalus.task.id"
-AGENT_TYPE = "agent_type"
 DESTINATION = "messaging.destination.name"
 ENVELOPE_TRACE_ID = "daedalus.task.metadata.trace_id"
 TASK_STATE = "daedalus.task.state"  # A2A state of the result, on the result-collection span
@@ -28,7 +33,6 @@ SCOPE_QUEUE = "github.com/raykao/daedalus/internal/queue"
 SCOPE_PROXY = "github.com/raykao/daedalus/internal/proxy"
 SCOPE_ORCHESTRATOR = "github.com/raykao/daedalus/internal/orchestrator"
 
-TASK_SUBJECT_PREFIX = "agent.tasks."
 RESULT_SUBJECT_PREFIX = "agent.results."
 STATUS_SUBJECT_PREFIX = "agent.status."
 
@@ -129,3 +133,27 @@ PLATFORM_TODAY = HopProfile(
 )  # fmt: skip
 
 PROFILES = {p.name: p for p in (PASS1, PLATFORM_TODAY)}
+
+
+def sub_profile(profile: HopProfile, keys: Iterable[str], name: str | None = None) -> HopProfile:
+    """``profile`` restricted to the hops ``keys``, each re-parented to its nearest kept ancestor.
+
+    Use it to audit data that only covers part of a chain (the recorded Tempo traces have no
+    ``acp.session.new`` hop, for instance) without calling the absent hops broken.
+
+    Raises:
+        ValueError: a key is unknown, or the kept hops do not form one tree.
+    """
+    keep = list(dict.fromkeys(keys))
+    for key in keep:
+        profile.hop(key)  # KeyError for an unknown key
+    hops = []
+    for hop in profile.hops:
+        if hop.key not in keep:
+            continue
+        ancestors = [k for k in profile.path_to(hop.key)[:-1] if k in keep]
+        hops.append(replace(hop, parent=ancestors[-1] if ancestors else None))
+    if sum(h.parent is None for h in hops) != 1:
+        raise ValueError(f"hops {keep} of profile {profile.name} do not share one root")
+    label = name or f"{profile.name}[{','.join(h.key for h in hops)}]"
+    return HopProfile(label, f"{profile.description} (hops {', '.join(keep)} only)", tuple(hops))

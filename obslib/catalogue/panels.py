@@ -7,6 +7,8 @@ down by ``agent_type``). Rate windows use ``$__rate_interval``.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from obslib.catalogue.contract import (
@@ -26,6 +28,7 @@ QUANTILES = (0.5, 0.95, 0.99)
 # Tempo's search returns the first traces it finds, unordered: fetch this many root spans in the
 # window, sort by duration in Grafana, keep ten.
 SLOWEST_SEARCH_LIMIT = 500
+_LEGEND_FIELD = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,15 @@ class PanelSpec:
     def full_description(self) -> str:
         """Description as shown in Grafana, with the SLO marker where it applies."""
         return f"{SLO_MARKER}. {self.description}" if self.slo else self.description
+
+
+def legend_text(template: str, labels: Mapping[str, str]) -> str:
+    """A legend format such as ``{{agent_type}} p99`` filled as Grafana fills it.
+
+    Each ``{{label}}`` becomes the series' value of that label ("" when it lacks it); the
+    result is stripped, so a template of fields the series lacks gives "".
+    """
+    return _LEGEND_FIELD.sub(lambda m: labels.get(m.group(1), ""), template).strip()
 
 
 def _match(scope: str) -> str:

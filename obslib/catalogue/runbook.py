@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from obslib.catalogue.hops import DESTINATION, TASK_SUBJECT_PREFIX
 from obslib.settings import Settings
+
+TASK_PUBLISHES = f'{{ name = "nats.publish" && span.{DESTINATION} =~ "{TASK_SUBJECT_PREFIX}*" }}'
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ def runbook_entries(s: Settings) -> tuple[RunbookEntry, ...]:
             ),
             panel="active-workers",
             logql=f'{{namespace="{ns}"}} |= "{s.worker_prefix}" |~ "ErrImagePull|ImagePullBackOff|pull"',
-            traceql=f'{{ name = "nats.publish" && span.messaging.destination.name = "{s.task_subject(agent)}" }}',
+            traceql=f'{{ name = "nats.publish" && span.{DESTINATION} = "{s.task_subject(agent)}" }}',
             checks=(
                 f"kubectl -n {ns} describe pod <pod>   # Events: the exact pull error (tag, auth, registry)",
                 f"kubectl -n {ns} get scaledjob {scaledjob} -o jsonpath='{{.spec.jobTargetRef.template.spec.containers[*].image}}'",
@@ -121,7 +124,7 @@ def runbook_entries(s: Settings) -> tuple[RunbookEntry, ...]:
             ),
             panel="active-workers",
             logql='{container="keda-operator"} |= "' + ns + '" |~ "error|Error"',
-            traceql='{ name = "nats.publish" && span.messaging.destination.name =~ "agent.tasks.*" }',
+            traceql=TASK_PUBLISHES,
             checks=(
                 f"kubectl -n {ns} describe scaledjob <scaledObject label>   # Conditions and events name the failing trigger",
                 "kubectl -n keda logs deploy/keda-operator --since=15m | grep -i error",
@@ -184,7 +187,7 @@ def runbook_entries(s: Settings) -> tuple[RunbookEntry, ...]:
             ),
             panel="queue-depth",
             logql=f'{{namespace="{ns}", container="proxy"}} |~ "consumer|subscribe"',
-            traceql='{ name = "nats.publish" && span.messaging.destination.name =~ "agent.tasks.*" }',
+            traceql=TASK_PUBLISHES,
             checks=(
                 f"nats stream info {s.nats_stream}   # Consumers: 0, Messages > 0",
                 f"nats consumer ls {s.nats_stream}",

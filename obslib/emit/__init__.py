@@ -12,10 +12,10 @@ from pathlib import Path
 from obslib.catalogue import Catalogue
 from obslib.emit.alertmanager import render_alertmanager_config
 from obslib.emit.dashboards import dashboard_models, render_configmaps
-from obslib.emit.files import to_json, to_yaml, to_yaml_documents, write_all_atomic
 from obslib.emit.rules import render_prometheus_rule, render_rule_file
 from obslib.emit.runbook import render_runbook
 from obslib.errors import EmitError
+from obslib.files import to_json, to_yaml, to_yaml_documents, write_all_atomic
 from obslib.lint import format_problems, lint_dashboard, lint_rules
 
 RULE_FILE = "rules/daedalus-alerts.yaml"

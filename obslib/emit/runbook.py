@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 from obslib.catalogue import Catalogue
 from obslib.catalogue.alerts import SEVERITIES, AlertSpec
 from obslib.catalogue.runbook import RunbookEntry
-from obslib.emit.files import GENERATED_NOTE
+from obslib.files import GENERATED_NOTE
 from obslib.settings import RECEIVER_DEFAULTS
 
 

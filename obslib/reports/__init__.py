@@ -2,15 +2,18 @@
 
 ``run_reports`` is what ``make reports`` (``obslib reports``) and ``obslib report NAME`` call:
 it brings up the embedded default for whatever backend is not configured, runs the notebooks
-in order, and writes ``index.html`` linking each report with its verdict.
+in order, and writes ``index.html`` linking each report with its verdict. Notebook kernels
+inherit this process's environment: when the embedded Prometheus serves the run, its address is
+``$OBSLIB_PROMETHEUS_URL`` for the run's kernels, so a notebook reads Prometheus one way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from obslib.reports.notebooks import (
     NOTEBOOKS,
@@ -21,6 +24,10 @@ from obslib.reports.notebooks import (
 )
 from obslib.reports.run import ReportRun, exit_code, run_notebook
 from obslib.settings import Settings
+from obslib.sources.endpoint import env_name
+
+if TYPE_CHECKING:
+    from obslib.reports.embedded import ReportContext
 
 
 def run_reports(
@@ -56,7 +63,7 @@ def run_reports(
         if embedded
         else nullcontext(ReportContext(prometheus="configured", traces="configured"))
     )
-    with context_manager as ctx:
+    with context_manager as ctx, _kernel_environment(settings, ctx):
         planned = []
         for spec in chosen:
             params = ctx.for_notebook(spec.name)
@@ -68,6 +75,29 @@ def run_reports(
             runs.append(run_notebook(spec.name, params, out, progress=progress))
     index = write_index(runs, out, ctx.notes) if not names else None
     return runs, index
+
+
+@contextmanager
+def _kernel_environment(settings: Settings, ctx: ReportContext) -> Iterator[None]:
+    """Give the run's kernels the embedded Prometheus as ``$OBSLIB_PROMETHEUS_URL``, then unset it.
+
+    Nothing changes when Prometheus is configured: the variable already names it.
+    """
+    if ctx.prometheus != "embedded":
+        yield
+        return
+    from obslib.reports import inputs
+
+    name = env_name("prometheus")
+    before = os.environ.get(name)
+    os.environ[name] = inputs.prometheus(settings).endpoint.url
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 __all__ = ["ReportRun", "exit_code", "run_notebook", "run_reports"]

@@ -17,8 +17,11 @@ from typing import Any
 
 import pandas as pd
 
-from obslib.analysis.baseline import bucket_counts, stability, summarise, task_counts
-from obslib.analysis.proposed_rules import propose_thresholds, write_proposed_rules
+from obslib.analysis.slo.baseline import summarise
+from obslib.analysis.slo.counts import bucket_counts, task_counts
+from obslib.analysis.slo.proposed_rules import write_proposed_rules
+from obslib.analysis.slo.stability import stability
+from obslib.analysis.slo.thresholds import propose_thresholds
 from obslib.catalogue import Catalogue
 from obslib.verdict import Verdict
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from obslib import clock
-from obslib.emit.files import write_atomic
+from obslib.files import write_atomic
 from obslib.reports.results import load_results, package_versions
 from obslib.reports.run import ReportRun, versions_footer
 from obslib.reports.secrets import scrub

@@ -8,6 +8,7 @@ A notebook cell says what it wants ("the spans of this window", "the logs of thi
   latest run of the reference pipeline (started when there is none).
 - Logs: an OTLP logs file the caller names, else Loki when ``$OBSLIB_LOKI_URL`` is set, else
   the reference run's logs when the spans came from it, else none.
+- One trace by id: Tempo when ``$OBSLIB_TEMPO_URL`` is set, else the OTLP file(s) named.
 
 Every window read returns a :class:`~obslib.sources.coverage.Fetched`: the frame, and what it
 could not get. Paths the workbench owns (the stack, the reference run) come from
@@ -18,10 +19,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -30,6 +31,9 @@ from obslib.settings import Settings
 from obslib.sources import coverage as cov
 from obslib.sources.endpoint import endpoint_from_env, is_configured
 from obslib.sources.frames import SPAN_COLUMNS, empty_frame
+
+if TYPE_CHECKING:
+    from obslib.sources.trace_loaders import SpansLoader
 
 log = logging.getLogger(__name__)
 REFERENCE_TASKS = 60
@@ -72,6 +76,29 @@ def embedded_stack(settings: Settings | None = None, scrape_targets: Iterable[st
             )
         )
     return stack
+
+
+# -- one trace by id --------------------------------------------------------------------------
+
+
+def trace_loader(
+    traces_path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> SpansLoader:
+    """One trace's spans by id: from Tempo when ``OBSLIB_TEMPO_URL`` is set, else from files.
+
+    The files are the OTLP file(s) at ``traces_path``.
+
+    Raises:
+        ValueError: no Tempo is configured and no file is given.
+    """
+    from obslib.sources.tempo import TempoSource
+    from obslib.sources.trace_loaders import OtlpTraceLoader, TempoTraceLoader
+
+    if is_configured("tempo", environ):
+        return TempoTraceLoader(TempoSource(endpoint_from_env("tempo", environ=environ)))
+    if traces_path is None:
+        raise ValueError("set OBSLIB_TEMPO_URL or give the OTLP traces file")
+    return OtlpTraceLoader(traces_path)
 
 
 # -- the reference run ------------------------------------------------------------------------
@@ -239,8 +266,10 @@ def window_spans(
         return file_spans(traces_path)
     if is_configured("tempo"):
         from obslib.sources.tempo import TempoSource
+        from obslib.sources.tempo_window import window_spans as read_tempo_window
 
-        return TempoSource().window_spans(
+        return read_tempo_window(
+            TempoSource(),
             start,
             end,
             traceql_filter=traceql,
@@ -356,13 +385,6 @@ def sentinel(task_id: str, trace_id: str, traces_path: str) -> tuple[str, str, s
     run = reference_run()
     task, trace = run.sentinel()
     return task, trace, traces_path or str(run.traces_path), f"the reference run ({run.directory})"
-
-
-def trace_loader(traces_path: str | None = None) -> Any:
-    """Load one trace by id: Tempo when ``$OBSLIB_TEMPO_URL`` is set, else the OTLP files."""
-    from obslib.sources.trace_loaders import trace_loader as choose
-
-    return choose(traces_path)
 
 
 def runbook_text() -> str:

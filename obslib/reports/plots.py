@@ -7,20 +7,18 @@ still gets plotly's own MIME bundle.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 
-from obslib.analysis.alert_replay import RangeSource
-from obslib.catalogue.panels import PanelSpec, Target
+from obslib.catalogue.panels import PanelSpec, Target, legend_text
 from obslib.promql import interpolate
 from obslib.sources.frames import PROMETHEUS_COLUMNS
+from obslib.sources.prometheus import RangeSource
 
 SCRAPE_INTERVAL_S = 60  # the synthetic history's; live targets scrape more often, which only helps
-_LEGEND_RE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 _UNIT_TITLES = {
     "s": "seconds",
     "ms": "milliseconds",
@@ -35,11 +33,6 @@ def use_offline_renderer() -> None:
     import plotly.io as pio
 
     pio.renderers.default = "plotly_mimetype+notebook"
-
-
-def legend(template: str, labels: dict[str, str]) -> str:
-    """Grafana's legend format (``{{agent_type}} p99``) filled with a series' labels."""
-    return _LEGEND_RE.sub(lambda m: labels.get(m.group(1), ""), template).strip() or "value"
 
 
 def panel_frames(
@@ -68,7 +61,9 @@ def panel_frames(
             if label_columns
             else [{}] * len(frame)
         )
-        frames.append(frame.assign(legend=[legend(target.legend, n) for n in names]))
+        frames.append(
+            frame.assign(legend=[legend_text(target.legend, n) or "value" for n in names])
+        )
     if not frames:
         return pd.DataFrame(
             {"timestamp": pd.Series(dtype="datetime64[ns, UTC]"), "value": [], "legend": []}

@@ -12,20 +12,17 @@ from __future__ import annotations
 import json
 import platform
 from collections.abc import Mapping
-from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from obslib import clock, paths
-from obslib.emit.files import write_atomic
+from obslib.files import write_atomic
+from obslib.jsonable import jsonable
+from obslib.paths import results_path
 from obslib.reports.secrets import scrub
 from obslib.verdict import Verdict
 
-RESULTS_SUFFIX = ".results.json"
 ERROR = "error"
 # The distributions whose versions decide what a report shows: its frames, figures, execution
 # and rendering, how the pipeline's telemetry is decoded and spoken. Those not installed are left
@@ -41,11 +38,6 @@ KEY_PACKAGES = (
 )
 
 
-def results_path(results_dir: str | Path, name: str) -> Path:
-    """Where notebook ``name`` writes its results."""
-    return Path(results_dir) / f"{name}{RESULTS_SUFFIX}"
-
-
 def package_versions(packages: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:
     """``{"python": ..., package: version}`` of this interpreter, for the installed ``packages``."""
     versions = {"python": platform.python_version()}
@@ -55,27 +47,6 @@ def package_versions(packages: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]
         except metadata.PackageNotFoundError:
             continue
     return versions
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready form of numpy, pandas and enum values (NaN becomes null)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_plain(v) for v in value]
-    if isinstance(value, pd.DataFrame):
-        return _plain(value.to_dict("records"))
-    if isinstance(value, Verdict):
-        return value.value
-    if isinstance(value, pd.Timestamp | datetime):
-        return None if pd.isna(value) else pd.Timestamp(value).isoformat()
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def save_results(
@@ -104,13 +75,13 @@ def save_results(
         "verdict_note": verdict_note,
         "window": None
         if window is None
-        else {"start": _plain(window[0]), "end": _plain(window[1])},
+        else {"start": jsonable(window[0]), "end": jsonable(window[1])},
         "generated_at": clock.now().isoformat(),
         "versions": package_versions(),
-        "summary": _plain(dict(summary or {})),
+        "summary": jsonable(dict(summary or {})),
     }
     if error:
-        payload["error"] = _plain(dict(error))
+        payload["error"] = jsonable(dict(error))
     path = results_path(paths.owned(results_dir), name)
     write_atomic(path, scrub(json.dumps(payload, indent=2, allow_nan=False)) + "\n")
     return path

@@ -25,13 +25,13 @@ from typing import Any
 
 import nbformat
 
-from obslib.emit.files import write_atomic
+from obslib.files import write_atomic
+from obslib.paths import results_path
 from obslib.reports.notebooks import notebook_spec, prepare_parameters
 from obslib.reports.results import (
     ERROR,
     load_results,
     package_versions,
-    results_path,
     save_results,
 )
 from obslib.reports.secrets import scrub

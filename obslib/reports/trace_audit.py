@@ -14,9 +14,12 @@ from typing import Any
 
 import pandas as pd
 
-from obslib.analysis import audit_traces
-from obslib.analysis.audit import AuditResult
-from obslib.analysis.trace_stats import ground_truth_verdict, injected_vs_found, logs_without_trace
+from obslib.analysis import AuditResult, audit_traces
+from obslib.analysis.traces.stats import (
+    ground_truth_verdict,
+    injected_vs_found,
+    logs_without_trace,
+)
 from obslib.catalogue.hops import HopProfile
 from obslib.reports.coverage import coverage_json
 from obslib.sources.coverage import Fetched, verdict_on

@@ -155,8 +155,13 @@ class Endpoint:
         return headers
 
 
+def env_name(backend: str, key: str = "URL") -> str:
+    """The variable that holds ``key`` of ``backend``: ``OBSLIB_<BACKEND>_<KEY>``."""
+    return f"OBSLIB_{backend.upper()}_{key}"
+
+
 def _env(backend: str, key: str, environ: Mapping[str, str]) -> str:
-    return environ.get(f"OBSLIB_{backend.upper()}_{key}", "").strip()
+    return environ.get(env_name(backend, key), "").strip()
 
 
 def is_configured(backend: str, environ: Mapping[str, str] | None = None) -> bool:

@@ -20,36 +20,26 @@ from __future__ import annotations
 
 import copy
 import json
-import math
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
 
+from obslib.catalogue.panels import legend_text
+from obslib.durations import step_seconds
 from obslib.errors import MalformedResponse, SourceError
+from obslib.jsonable import jsonable
 from obslib.promql import BUILTIN_VARIABLES, interpolate
 from obslib.sources.endpoint import Endpoint, endpoint_from_env
 from obslib.sources.frames import PROMETHEUS_COLUMNS
 from obslib.sources.http import HttpClient
-from obslib.sources.prometheus import TimeLike, auto_step, parse_step, to_seconds
+from obslib.sources.prometheus import RangeSource, TimeLike, auto_step, to_seconds
 
 BACKEND = "grafana"
 SNAPSHOT_PATH = "api/snapshots"
 DEFAULT_EXPIRES_S = 30 * 86400  # long enough for the review of a release
 SNAPSHOT_POINTS = 500  # points per series embedded in a snapshot (Grafana draws ~a panel width)
-_LEGEND_RE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
-
-
-class RangeSource(Protocol):
-    """What embedding needs from a Prometheus source (:class:`PrometheusSource` is one)."""
-
-    def query_range(
-        self, promql: str, start: TimeLike, end: TimeLike, step: float | None = None
-    ) -> pd.DataFrame:
-        """Samples of a range query (``PROMETHEUS_COLUMNS`` plus one column per label)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -82,16 +72,6 @@ def _variables(model: dict[str, Any]) -> dict[str, str | list[str]]:
     return values
 
 
-def legend_text(template: str, labels: dict[str, str]) -> str:
-    """A Grafana legend format such as ``{{agent_type}} p99`` filled with a series' labels."""
-    return _LEGEND_RE.sub(lambda m: labels.get(m.group(1), ""), template).strip()
-
-
-def _json_number(value: float) -> float | None:
-    # Grafana's Go JSON decoder refuses NaN and Infinity; a gap is null in a data frame.
-    return float(value) if math.isfinite(value) else None
-
-
 def series_frames(frame: pd.DataFrame, ref_id: str, legend: str, step_s: float) -> list[dict]:
     """Grafana data frames (the JSON of ``snapshotData``), one per series of a range result."""
     frames = []
@@ -117,7 +97,7 @@ def series_frames(frame: pd.DataFrame, ref_id: str, legend: str, step_s: float) 
                         "type": "number",
                         "labels": labels,
                         "config": {"displayNameFromDS": name},
-                        "values": [_json_number(v) for v in series["value"]],
+                        "values": jsonable(series["value"].tolist()),  # a gap is null
                     },
                 ],
             }
@@ -141,8 +121,8 @@ def embed_panel_data(
     (``QueryRejected``, ``BackendUnavailable``...): a snapshot must not hide a broken panel.
     """
     start_s, end_s = to_seconds(start), to_seconds(end)
-    step_s = auto_step(start_s, end_s, SNAPSHOT_POINTS) if step is None else parse_step(step)
-    rate_s = max(parse_step(BUILTIN_VARIABLES["__rate_interval"]), 2 * step_s)
+    step_s = auto_step(start_s, end_s, SNAPSHOT_POINTS) if step is None else step_seconds(step)
+    rate_s = max(step_seconds(BUILTIN_VARIABLES["__rate_interval"]), 2 * step_s)
     variables = {**_variables(model), "__rate_interval": f"{rate_s:g}s"}
     out = copy.deepcopy(model)
     for panel in out.get("panels", []):

@@ -3,11 +3,10 @@
 Loki answers ``query_range`` with at most ``limit`` entries and refuses a ``limit`` above
 ``max_entries_limit_per_query`` (5000 by default) with a 400; it has no cursor, and nothing in
 an answer says it was cut (``entries == limit`` is the only sign). Reading a whole window
-therefore means paging by time: after a full page, the next request starts at the last
-timestamp seen (forward) or ends just after it (backward, ``end`` is exclusive). That timestamp
-is asked for again, because entries sharing it may not all have fitted in the page; the ones
-already read are skipped by (timestamp, labels, line, metadata), so an entry is neither lost nor
-repeated. See https://grafana.com/docs/loki/latest/reference/loki-http-api/.
+therefore means paging by time, neither losing nor repeating an entry
+(:mod:`obslib.sources.loki_paging`); the bodies are parsed by the pure functions of
+:mod:`obslib.sources.loki_frames`. See
+https://grafana.com/docs/loki/latest/reference/loki-http-api/.
 
 Log queries ask for ``categorize-labels`` (header ``X-Loki-Response-Encoding-Flags``): Loki then
 keeps each entry's structured metadata (where OTLP logs carry ``trace_id``, ``span_id`` and
@@ -28,10 +27,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeAlias
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeAlias, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -47,11 +44,32 @@ from obslib.errors import (
 from obslib.settings import Settings
 from obslib.sources.coverage import CUT_BY_LIMIT, NO_MATCH, Coverage, Fetched, Gap
 from obslib.sources.endpoint import Endpoint, endpoint_from_env
-from obslib.sources.frames import PROMETHEUS_COLUMNS, conform, empty_frame
+from obslib.sources.frames import PROMETHEUS_COLUMNS, empty_frame
 from obslib.sources.http import HttpClient
 from obslib.sources.logfields import log_frame
+from obslib.sources.loki_frames import (
+    LokiFormatError,
+    WrongResultType,
+    data_of,
+    metric_frame,
+    metric_rows,
+    result_of,
+    series_frame,
+    stream_entries,
+    strings,
+)
+from obslib.sources.loki_paging import (
+    Page,
+    Read,
+    StuckPage,
+    collect,
+    in_time_order,
+    stamp,
+    unreturned,
+)
 
 TimeLike: TypeAlias = int | str | dt.datetime | pd.Timestamp | np.datetime64
+T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 5000  # Loki's default max_entries_limit_per_query
 DIRECTIONS = ("forward", "backward")
 QUERY_RANGE = "/loki/api/v1/query_range"
@@ -61,9 +79,6 @@ CATEGORIZE_LABELS = "categorize-labels"
 LOG_QUERY_HEADERS = {"X-Loki-Response-Encoding-Flags": CATEGORIZE_LABELS}
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|`[^`]*`')
 _MATCHER_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)")
-
-# (timestamp_ns, labels, line, structured metadata): one log entry as Loki returned it.
-Entry = tuple[int, dict[str, str], str, dict[str, str]]
 
 
 def log_selector(settings: Settings) -> str:
@@ -117,10 +132,6 @@ def to_ns(value: TimeLike, what: str = "time") -> int:
     return int(stamp.value)
 
 
-def _stamp(ns: int) -> pd.Timestamp:
-    return pd.Timestamp(ns, unit="ns", tz="UTC")
-
-
 def _step(step: float | str | dt.timedelta) -> str:
     if isinstance(step, dt.timedelta):
         step = step.total_seconds()
@@ -129,33 +140,6 @@ def _step(step: float | str | dt.timedelta) -> str:
     if step <= 0:
         raise ConfigError(f"step must be positive, got {step!r}")
     return f"{step:g}"
-
-
-def _series_text(metric: Mapping[str, str]) -> str:
-    body = ", ".join(
-        f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in sorted(metric.items())
-    )
-    return "{" + body + "}"
-
-
-@dataclass
-class _Page:
-    """One query_range answer: its entries in request order, and what else it said."""
-
-    entries: list[Entry]
-    categorized: bool  # the answer carried encodingFlags categorize-labels
-    unreturned: int | None  # lines Loki's stats counted in the request's window beyond those sent
-
-
-@dataclass
-class _Read:
-    """Every page of one read."""
-
-    entries: list[Entry] = field(default_factory=list)
-    more: bool = False  # the limit stopped the read while the window held more
-    pages: int = 0
-    categorized: bool = True
-    unreturned: int | None = None  # of the last page
 
 
 class LokiSource:
@@ -216,8 +200,8 @@ class LokiSource:
         """
         start_ns, end_ns = self._window_args(start, end, direction, page_size, cap)
         read = self._collect(logql, start_ns, end_ns, cap, direction, page_size, peek=True)
-        frame = log_frame(_in_time_order(read.entries, direction))
-        requested = (_stamp(start_ns), _stamp(end_ns))
+        frame = log_frame(in_time_order(read.entries, direction))
+        requested = (stamp(start_ns), stamp(end_ns))
         covered = None
         gaps: list[Gap] = []
         notes = [f"{logql}: {read.pages} request(s) of at most {page_size:,} lines, {direction}"]
@@ -229,9 +213,9 @@ class LokiSource:
         if read.more and cap is not None:
             times = frame["timestamp_ns"]
             covered = (
-                (requested[0], _stamp(int(times.max())))
+                (requested[0], stamp(int(times.max())))
                 if direction == "forward"
-                else (_stamp(int(times.min())), requested[1])
+                else (stamp(int(times.min())), requested[1])
             )
             counted = (
                 f"; Loki's stats count {read.unreturned:,} more in the rest of the window"
@@ -288,7 +272,7 @@ class LokiSource:
         read = self._collect(logql, start_ns, end_ns, limit, direction, page_size)
         if require_data and not read.entries:
             raise NoData(self.backend, self._url(QUERY_RANGE), logql, "no log entries")
-        return log_frame(_in_time_order(read.entries, direction))
+        return log_frame(in_time_order(read.entries, direction))
 
     @staticmethod
     def _window_args(
@@ -316,58 +300,18 @@ class LokiSource:
         size: int,
         *,
         peek: bool = False,
-    ) -> _Read:
-        """Page until the window is exhausted or ``limit`` entries were read.
+    ) -> Read:
+        """Every page of one read (see :func:`~obslib.sources.loki_paging.collect`)."""
 
-        With ``peek``, every request asks for one entry more than the limit leaves room for,
-        so a read the limit stops knows whether more exist (``_Read.more``).
-        """
-        read = _Read()
-        at_boundary: Counter[tuple[Any, ...]] = Counter()  # read entries at the page edge
-        edge = start_ns if direction == "forward" else end_ns - 1
-        while True:
-            room = None if limit is None else limit - len(read.entries)
-            wanted = size if room is None else min(size, room + at_boundary.total() + peek)
-            page = self._page(logql, start_ns, end_ns, wanted, direction)
-            read.pages += 1
-            read.categorized &= page.categorized
-            read.unreturned = page.unreturned
-            to_skip = at_boundary.copy()
-            new = []
-            for entry in page.entries:
-                if to_skip and entry[0] == edge:  # only the edge instant was asked for again
-                    key = _key(entry)
-                    if to_skip[key]:
-                        to_skip[key] -= 1
-                        continue
-                new.append(entry)
-            read.entries += new if room is None else new[:room]
-            if room is not None and len(new) > room:
-                read.more = True
-                if read.unreturned is not None:  # the peeked entries were returned, not kept
-                    read.unreturned += len(new) - room
-                return read
-            if len(page.entries) < wanted or (room is not None and len(new) == room and not peek):
-                return read
-            edge = page.entries[-1][0]
-            if page.entries[0][0] == edge:
-                raise QueryRejected(
-                    self.backend,
-                    self._url(QUERY_RANGE),
-                    logql,
-                    f"a whole page of {wanted} entries shares the timestamp {edge} ns "
-                    f"({_stamp(edge).isoformat()}), so paging by time "
-                    "cannot step past it without losing or repeating entries; raise page_size "
-                    "above the number of entries at that instant (the server allows up to its "
-                    "max_entries_limit_per_query, 5000 by default) or narrow the query",
-                )
-            at_boundary = Counter(_key(entry) for entry in page.entries if entry[0] == edge)
-            if direction == "forward":
-                start_ns = edge
-            else:
-                end_ns = edge + 1
+        def fetch(a: int, b: int, n: int) -> Page:
+            return self._page(logql, a, b, n, direction)
 
-    def _page(self, logql: str, start_ns: int, end_ns: int, limit: int, direction: str) -> _Page:
+        try:
+            return collect(fetch, start_ns, end_ns, limit, direction, size, peek=peek)
+        except StuckPage as exc:
+            raise QueryRejected(self.backend, self._url(QUERY_RANGE), logql, str(exc)) from None
+
+    def _page(self, logql: str, start_ns: int, end_ns: int, limit: int, direction: str) -> Page:
         """One request; entries of every stream merged in ``direction`` order."""
         params = {
             "query": logql,
@@ -385,44 +329,17 @@ class LokiSource:
                 raise
             hint = f" (page_size={limit}: lower it to the server's limit)"
             raise QueryRejected(exc.backend, exc.url, exc.query, exc.detail + hint) from exc
-        data = self._data(body, QUERY_RANGE, logql)
-        result = self._result(data, "streams", QUERY_RANGE, logql)
+        data = self._parse(QUERY_RANGE, logql, data_of, body)
+        result = self._parse(QUERY_RANGE, logql, result_of, data, "streams")
         categorized = CATEGORIZE_LABELS in (data.get("encodingFlags") or ())
-        entries: list[Entry] = []
-        for stream in result:
-            labels = stream.get("stream") if isinstance(stream, dict) else None
-            values = stream.get("values") if isinstance(stream, dict) else None
-            if not isinstance(labels, dict) or not isinstance(values, list):
-                self._malformed(QUERY_RANGE, logql, "a stream lacks 'stream' or 'values'")
-            for value in values:
-                entries.append(self._entry(value, labels, categorized, logql))
+        entries = self._parse(QUERY_RANGE, logql, stream_entries, result, categorized)
         entries.sort(key=lambda entry: entry[0], reverse=direction == "backward")
         outside = [entry[0] for entry in entries if not start_ns <= entry[0] < end_ns]
         if outside:  # paging relies on the window being honoured, or it would never end
             self._malformed(
                 QUERY_RANGE, logql, f"entry at {outside[0]} ns is outside [{start_ns}, {end_ns})"
             )
-        return _Page(entries, categorized, _unreturned(data.get("stats")))
-
-    def _entry(self, value: Any, labels: dict[str, str], categorized: bool, logql: str) -> Entry:
-        if not (isinstance(value, list) and len(value) >= 2 and isinstance(value[1], str)):
-            self._malformed(QUERY_RANGE, logql, f"log entry {value!r:.80} is not [ts, line]")
-        try:
-            ts = int(value[0])
-        except (TypeError, ValueError):
-            self._malformed(QUERY_RANGE, logql, f"timestamp {value[0]!r} is not unix ns")
-        if not categorized:
-            return ts, labels, value[1], {}
-        extra = value[2] if len(value) > 2 else {}
-        metadata = extra.get("structuredMetadata", {}) if isinstance(extra, dict) else None
-        parsed = extra.get("parsed", {}) if isinstance(extra, dict) else None
-        if not (isinstance(metadata, dict) and isinstance(parsed, dict)):
-            self._malformed(
-                QUERY_RANGE,
-                logql,
-                f"categorized entry {value!r:.80} has no {{structuredMetadata, parsed}} object",
-            )
-        return ts, ({**labels, **parsed} if parsed else labels), value[1], metadata
+        return Page(entries, categorized, unreturned(data.get("stats")))
 
     def _streams_matching(self, logql: str, start_ns: int, end_ns: int) -> tuple[int | None, str]:
         """How many streams the query's selector matches in the window, and a sentence on it.
@@ -430,7 +347,7 @@ class LokiSource:
         None when Loki could not say (the sentence then says why).
         """
         selector = stream_selector(logql)
-        window = f"between {_stamp(start_ns).isoformat()} and {_stamp(end_ns).isoformat()}"
+        window = f"between {stamp(start_ns).isoformat()} and {stamp(end_ns).isoformat()}"
         try:
             streams = len(self.series(selector, start_ns, end_ns))
             known = set(self.labels(start_ns, end_ns)) if not streams else set()
@@ -482,14 +399,7 @@ class LokiSource:
             "step": _step(step),
         }
         body = self.client.get_json(QUERY_RANGE, params=params, query=logql)
-        result = self._result(self._data(body, QUERY_RANGE, logql), "matrix", QUERY_RANGE, logql)
-        rows = []
-        for series in result:
-            metric, values = self._series(series, "values", QUERY_RANGE, logql)
-            if not isinstance(values, list):
-                self._malformed(QUERY_RANGE, logql, "a series' 'values' is not a list")
-            rows += [self._sample(metric, pair, QUERY_RANGE, logql) for pair in values]
-        return self._metric_frame(rows, QUERY_RANGE, logql, require_data)
+        return self._metric_answer(body, "matrix", QUERY_RANGE, logql, require_data)
 
     def metric_instant(self, logql: str, at: TimeLike, require_data: bool = False) -> pd.DataFrame:
         """One sample per series of a LogQL metric query evaluated at ``at``.
@@ -499,47 +409,20 @@ class LokiSource:
         """
         params = {"query": logql, "time": str(to_ns(at, "at"))}
         body = self.client.get_json(QUERY, params=params, query=logql)
-        result = self._result(self._data(body, QUERY, logql), "vector", QUERY, logql)
-        rows = []
-        for series in result:
-            metric, value = self._series(series, "value", QUERY, logql)
-            rows.append(self._sample(metric, value, QUERY, logql))
-        return self._metric_frame(rows, QUERY, logql, require_data)
+        return self._metric_answer(body, "vector", QUERY, logql, require_data)
 
-    def _series(self, series: Any, key: str, path: str, logql: str) -> tuple[dict[str, str], Any]:
-        if not isinstance(series, dict) or not isinstance(series.get("metric"), dict):
-            self._malformed(path, logql, "a series lacks its 'metric' labels")
-        return series["metric"], series.get(key)
-
-    def _sample(self, metric: dict[str, str], pair: Any, path: str, logql: str) -> dict[str, Any]:
-        if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[1], str)):
-            self._malformed(path, logql, f'sample {pair!r:.80} is not [unix s, "value"]')
-        try:
-            millis = round(float(pair[0]) * 1000)  # Loki's sample times have ms resolution
-            value = float(pair[1])  # "NaN", "+Inf" and "-Inf" parse as floats
-        except (TypeError, ValueError):
-            self._malformed(path, logql, f"sample {pair!r:.80} has a non-numeric time or value")
-        return {"millis": millis, "value": value, "metric": metric}
-
-    def _metric_frame(
-        self, rows: list[dict[str, Any]], path: str, logql: str, require_data: bool
+    def _metric_answer(
+        self, body: Any, kind: str, path: str, logql: str, require_data: bool
     ) -> pd.DataFrame:
-        if not rows:
-            if require_data:
-                raise NoData(self.backend, self._url(path), logql, "no series matched")
-            return empty_frame(PROMETHEUS_COLUMNS)
-        names = sorted({name for row in rows for name in row["metric"]})
-        columns = {n: f"label_{n}" if n in PROMETHEUS_COLUMNS else n for n in names}
-        frame = pd.DataFrame(
-            {
-                "timestamp": pd.to_datetime([r["millis"] for r in rows], unit="ms", utc=True),
-                "value": [r["value"] for r in rows],
-                "series": [_series_text(r["metric"]) for r in rows],
-                **{col: [r["metric"].get(n, "") for r in rows] for n, col in columns.items()},
-            }
+        result = self._parse(path, logql, result_of, self._parse(path, logql, data_of, body), kind)
+        rows = self._parse(
+            path, logql, metric_rows, result, "values" if kind == "matrix" else "value"
         )
-        frame = frame.astype({col: "str" for col in columns.values()})
-        return conform(frame, PROMETHEUS_COLUMNS)
+        if rows:
+            return self._parse(path, logql, metric_frame, rows)
+        if require_data:
+            raise NoData(self.backend, self._url(path), logql, "no series matched")
+        return empty_frame(PROMETHEUS_COLUMNS)
 
     # -- discovery -----------------------------------------------------------------------
 
@@ -573,15 +456,8 @@ class LokiSource:
         matches = [match] if isinstance(match, str) else list(match)
         query = " or ".join(matches)
         params: dict[str, Any] = {"match[]": matches, **self._window(start, end)}
-        data = self._data(self.client.get_json(path, params=params, query=query), path, query)
-        if not isinstance(data, list) or not all(isinstance(s, dict) for s in data):
-            self._malformed(path, query, "'data' is not a list of label sets")
-        names = sorted({name for labels in data for name in labels})
-        columns = {"series": [_series_text(labels) for labels in data]}
-        for name in names:
-            column = "label_series" if name == "series" else name
-            columns[column] = [labels.get(name, "") for labels in data]
-        return pd.DataFrame(columns, dtype="str")
+        body = self.client.get_json(path, params=params, query=query)
+        return self._parse(path, query, series_frame, self._parse(path, query, data_of, body))
 
     def _window(self, start: TimeLike | None, end: TimeLike | None) -> dict[str, str]:
         window: dict[str, str] = {}
@@ -592,70 +468,22 @@ class LokiSource:
         return window
 
     def _strings(self, path: str, params: dict[str, str], query: str) -> list[str]:
-        data = self._data(self.client.get_json(path, params=params, query=query), path, query)
-        if data is None:
-            return []
-        if not isinstance(data, list) or not all(isinstance(s, str) for s in data):
-            self._malformed(path, query, "'data' is not a list of strings")
-        return data
+        body = self.client.get_json(path, params=params, query=query)
+        return self._parse(path, query, strings, self._parse(path, query, data_of, body))
 
     # -- response shape ------------------------------------------------------------------
 
-    def _data(self, body: Any, path: str, logql: str) -> Any:
-        if not isinstance(body, dict) or body.get("status") != "success":
-            shown = body.get("status") if isinstance(body, dict) else type(body).__name__
-            self._malformed(path, logql, f"expected status 'success', got {shown!r}")
-        return body.get("data")  # discovery on an empty store may leave it out
-
-    def _result(self, data: Any, kind: str, path: str, logql: str) -> list[Any]:
-        if not isinstance(data, dict) or not isinstance(data.get("result"), list):
-            self._malformed(path, logql, "'data' has no 'result' list")
-        got = data.get("resultType")
-        if got == kind:
-            return data["result"]
-        if {got, kind} <= {"streams", "matrix", "vector"}:
-            use = "query_range" if got == "streams" else "metric_range or metric_instant"
-            raise QueryRejected(
-                self.backend,
-                self._url(path),
-                logql,
-                f"the query returned {got}, not {kind}: use {use}() for this query",
-            )
-        self._malformed(path, logql, f"unknown resultType {got!r}")
+    def _parse(self, path: str, logql: str, parse: Callable[..., T], *args: Any) -> T:
+        """``parse(*args)``, its shape errors raised as the source's errors for ``path``."""
+        try:
+            return parse(*args)
+        except WrongResultType as exc:
+            raise QueryRejected(self.backend, self._url(path), logql, str(exc)) from None
+        except LokiFormatError as exc:
+            self._malformed(path, logql, str(exc))
 
     def _url(self, path: str) -> str:
         return redact_url(self.client.url(path))  # errors keep it in their args, seen by repr
 
     def _malformed(self, path: str, logql: str, detail: str) -> NoReturn:
         raise MalformedResponse(self.backend, self._url(path), logql, detail)
-
-
-def _key(entry: Entry) -> tuple[Any, ...]:
-    ts, labels, line, metadata = entry
-    return ts, tuple(sorted(labels.items())), line, tuple(sorted(metadata.items()))
-
-
-def _in_time_order(entries: list[Entry], direction: str) -> list[Entry]:
-    """Oldest first; at one instant by labels and metadata, a stream's entries in Loki's order.
-
-    Loki groups its answer by stream, which loses how streams interleave at one instant, so
-    those are ordered by their labels: the frame does not depend on the paging.
-    """
-    ordered = entries[::-1] if direction == "backward" else list(entries)
-    ordered.sort(key=lambda e: (e[0], sorted(e[1].items()), sorted(e[3].items())))
-    return ordered
-
-
-def _unreturned(stats: Any) -> int | None:
-    """Lines Loki's stats counted after filtering minus those it returned (None if absent).
-
-    Only a hint: it is the sole sign in an answer that ``limit`` cut it (case 8 of the
-    recorded samples: 100 returned of 120), and stats summed over replicas may overcount.
-    """
-    summary = stats.get("summary") if isinstance(stats, dict) else None
-    if not isinstance(summary, dict):
-        return None
-    matched, returned = summary.get("totalPostFilterLines"), summary.get("totalEntriesReturned")
-    if not (isinstance(matched, int) and isinstance(returned, int)):
-        return None
-    return max(0, matched - returned)

@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from obslib.catalogue.hops import AGENT_TYPE, DESTINATION, TASK_ID
 from obslib.sources.frames import SPAN_COLUMNS, conform, empty_frame
 
 TRACE_ID_BYTES = 16
@@ -168,9 +169,9 @@ def _span_row(
         "duration_ns": end - start,
         "status_code": _enum(status.get("code"), _STATUS, "STATUS_CODE_"),
         "status_message": status.get("message", ""),
-        "task_id": str(attrs.get("daedalus.task.id", "")),
-        "agent_type": str(attrs.get("agent_type", "")),
-        "destination": str(attrs.get("messaging.destination.name", "")),
+        "task_id": str(attrs.get(TASK_ID, "")),
+        "agent_type": str(attrs.get(AGENT_TYPE, "")),
+        "destination": str(attrs.get(DESTINATION, "")),
         "attributes": attrs,
         "resource_attributes": resource,
         "partial": False,

@@ -3,12 +3,8 @@
 Every request goes through the shared :class:`~obslib.sources.http.HttpClient` (deadline,
 retries, credentials, redaction and error mapping are the same for every backend). Queries
 and series lookups are POSTed as forms, as Prometheus allows, so long PromQL never meets a
-URL length limit; the envelope's ``data`` is checked here and parsed by pure functions.
-
-Query frames have the documented ``PROMETHEUS_COLUMNS`` (long format, one row per sample) plus
-one ``str`` column per label, ``""`` where a series lacks the label. ``__name__`` keeps its
-name; a label that collides with a documented column becomes ``exported_<label>``, as
-Prometheus itself renames clashing labels.
+URL length limit; the envelope's ``data`` is checked here and parsed by the pure functions of
+:mod:`obslib.sources.prometheus_frames` (where the frames' columns are documented).
 
 Prometheus refuses range queries of more than 11,000 points per series. ``query_range``
 picks a step that stays under the limit when none is given, and splits a long range with a
@@ -17,21 +13,28 @@ small explicit step into step-aligned requests that it stitches back together.
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
-import numpy as np
 import pandas as pd
 
+from obslib.durations import DurationLike, step_seconds
 from obslib.errors import ConfigError, MalformedResponse, NoData
-from obslib.sources.endpoint import Endpoint, endpoint_from_env, is_configured
-from obslib.sources.frames import PROMETHEUS_COLUMNS, conform, empty_frame
+from obslib.sources.endpoint import Endpoint, endpoint_from_env, env_name, is_configured
+from obslib.sources.frames import conform, empty_frame
 from obslib.sources.http import HttpClient
+from obslib.sources.prometheus_frames import (
+    SERIES_COLUMNS,
+    ShapeError,
+    alerts_frame,
+    frame_from_result,
+    metadata_frame,
+    rules_frame,
+    series_text,
+)
 
 BACKEND = "prometheus"
 MAX_POINTS = 11_000  # Prometheus's hard limit of points per series in one range query
@@ -39,55 +42,27 @@ MIN_STEP_S = 15.0
 # Automatic steps are the smallest of these that keeps a request under the point limit.
 AUTO_STEPS_S = (15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 
-SERIES_COLUMNS: dict[str, str] = {"series": "str"}  # plus one column per label
-METADATA_COLUMNS: dict[str, str] = {"metric": "str", "type": "str", "help": "str", "unit": "str"}
-RULE_COLUMNS: dict[str, str] = {
-    "group": "str",
-    "file": "str",
-    "name": "str",  # alert name or recorded series name
-    "type": "str",  # alerting | recording
-    "query": "str",
-    "duration_s": "float64",  # the alert's `for`, 0 for recording rules
-    "labels": "object",
-    "annotations": "object",
-    "health": "str",  # ok | err | unknown
-    "last_error": "str",
-    "state": "str",  # inactive | pending | firing, "" for recording rules
-}
-ALERT_COLUMNS: dict[str, str] = {
-    "alertname": "str",
-    "state": "str",  # pending | firing
-    "active_at": "datetime64[ns, UTC]",
-    "value": "float64",
-    "labels": "object",
-    "annotations": "object",
-}
-
 TimeLike = datetime | float | int
-StepLike = float | int | str | timedelta
 T = TypeVar("T")
 
-_DURATION_RE = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
+def _configured_endpoint() -> Endpoint:
+    """The Prometheus of ``$OBSLIB_PROMETHEUS_URL`` (and its credentials).
 
-def default_prometheus_endpoint() -> Endpoint:
-    """The Prometheus to query: ``$OBSLIB_PROMETHEUS_URL``, else the running local stack.
+    Sources never look for the embedded stack themselves: that choice is the reports'
+    (:func:`obslib.reports.inputs.prometheus`).
 
     Raises:
-        ConfigError: neither is available.
+        ConfigError: the variable is not set.
     """
-    if is_configured(BACKEND):
-        return endpoint_from_env(BACKEND)
-    from obslib.stack import LocalStack  # the stack is optional; import only when needed
-
-    stack = LocalStack()
-    if stack.status().ready:
-        return stack.endpoint()
-    raise ConfigError(
-        "prometheus: no endpoint configured and the local stack is not running. "
-        "Set OBSLIB_PROMETHEUS_URL, or run `obslib stack up`."
-    )
+    if not is_configured(BACKEND):
+        raise ConfigError(
+            f"prometheus: no endpoint configured. Set {env_name(BACKEND)} (a cluster's "
+            "Prometheus, or the url `obslib stack up` prints for the embedded local stack), or "
+            "take obslib.reports.inputs.prometheus(), which uses the embedded stack when the "
+            "variable is not set."
+        )
+    return endpoint_from_env(BACKEND)
 
 
 def to_seconds(t: TimeLike) -> float:
@@ -97,21 +72,6 @@ def to_seconds(t: TimeLike) -> float:
     if isinstance(t, int | float) and not isinstance(t, bool):
         return float(t)
     raise TypeError(f"expected a datetime or unix seconds, got {type(t).__name__}")
-
-
-def parse_step(step: StepLike) -> float:
-    """Seconds of a step given as seconds, a ``timedelta`` or a duration such as ``1m30s``."""
-    if isinstance(step, timedelta):
-        seconds = step.total_seconds()
-    elif isinstance(step, str) and (parts := _DURATION_RE.findall(step)):
-        if "".join(map("".join, parts)) != step:
-            raise ValueError(f"step {step!r} is not seconds or a duration like 5m")
-        seconds = sum(int(n) * _UNIT_S[u] for n, u in parts)
-    else:
-        seconds = float(step)
-    if not seconds > 0:
-        raise ValueError(f"step must be positive, got {step!r}")
-    return seconds
 
 
 def auto_step(start_s: float, end_s: float, max_points: int = MAX_POINTS) -> float:
@@ -144,70 +104,21 @@ def _step_text(step_s: float) -> str:
     return format(step_s, ".3f").rstrip("0").rstrip(".")
 
 
-def series_text(labels: dict[str, str]) -> str:
-    """A series' labels as PromQL selector text, e.g. ``up{job="api"}``."""
-    name = labels.get("__name__", "")
-    pairs = ",".join(
-        f"{k}={json.dumps(str(v), ensure_ascii=False)}"
-        for k, v in sorted(labels.items())
-        if k != "__name__"
-    )
-    return f"{name}{{{pairs}}}" if pairs or not name else name
+class RangeSource(Protocol):
+    """What a reader of range queries needs: :class:`PrometheusSource` is one, a test's fake too."""
 
-
-class _Shape(ValueError):
-    """The result does not have the documented shape."""
-
-
-def _samples(item: Any) -> tuple[dict[str, str], list[Any]]:
-    if isinstance(item, dict) and isinstance(item.get("metric"), dict):
-        if isinstance(item.get("values"), list):
-            return item["metric"], item["values"]
-        if isinstance(item.get("value"), list):
-            return item["metric"], [item["value"]]
-    raise _Shape(f"a result entry has neither 'value' nor 'values': {str(item)[:200]}")
-
-
-def frame_from_result(result: Any) -> pd.DataFrame:
-    """The long frame of a query ``result`` (vector, matrix or scalar), as the client returns it."""
-    if not isinstance(result, list):
-        raise _Shape(f"result is {type(result).__name__}, not a list")
-    if len(result) == 2 and not isinstance(result[0], dict):  # scalar: [time, "value"]
-        result = [{"metric": {}, "value": result}]
-    times: list[float] = []
-    values: list[float] = []
-    label_sets: list[dict[str, str]] = []
-    for item in result:
-        labels, pairs = _samples(item)
-        for pair in pairs:
-            try:
-                ts, text = pair
-                times.append(float(ts))
-                values.append(float(text))  # float() reads "NaN", "+Inf" and "-Inf"
-            except (TypeError, ValueError):
-                raise _Shape(f"sample {str(pair)[:80]} is not [time, number]") from None
-            label_sets.append(labels)
-    if not times:
-        return empty_frame(PROMETHEUS_COLUMNS)
-    millis = np.round(np.asarray(times) * 1000).astype("int64")
-    data: dict[str, Any] = {
-        "timestamp": pd.to_datetime(millis, unit="ms", utc=True),
-        "value": np.asarray(values, dtype="float64"),
-        "series": [series_text(labels) for labels in label_sets],
-    }
-    names = sorted({k for labels in label_sets for k in labels}, key=lambda k: (k != "__name__", k))
-    for name in names:
-        column = f"exported_{name}" if name in PROMETHEUS_COLUMNS else name
-        data[column] = [str(labels.get(name, "")) for labels in label_sets]
-    frame = pd.DataFrame(data).sort_values(["series", "timestamp"], kind="stable")
-    return conform(frame.reset_index(drop=True), PROMETHEUS_COLUMNS)
+    def query_range(self, promql: str, start: Any, end: Any, step: Any = None) -> pd.DataFrame:
+        """Samples of a range query (``PROMETHEUS_COLUMNS`` plus one column per label)."""
+        ...
 
 
 class PrometheusSource:
     """Query one Prometheus and get DataFrames back.
 
     Args:
-        endpoint: where Prometheus is; default :func:`default_prometheus_endpoint`.
+        endpoint: where Prometheus is; default ``$OBSLIB_PROMETHEUS_URL`` (a ``ConfigError``
+            when it is not set: :func:`obslib.reports.inputs.prometheus` falls back to the
+            embedded stack).
         client: an :class:`HttpClient` to use (tests inject a recording session); built from
             ``endpoint`` with ``retries`` and ``backoff_s`` when omitted.
         retries: retries after a connection error or 502/503/504, within the deadline.
@@ -229,7 +140,7 @@ class PrometheusSource:
                 "PrometheusSource: pass an endpoint or a client, not two different ones"
             )
         self.client = client or HttpClient(
-            endpoint or default_prometheus_endpoint(), retries=retries, backoff_s=backoff_s
+            endpoint or _configured_endpoint(), retries=retries, backoff_s=backoff_s
         )
         self.max_points = max_points
 
@@ -260,7 +171,7 @@ class PrometheusSource:
         try:
             return build(data)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            shape = isinstance(exc, _Shape)
+            shape = isinstance(exc, ShapeError)
             detail = str(exc) if shape else f"unexpected body shape ({type(exc).__name__}: {exc})"
             # from None: the cause may quote the body, which is scrubbed only in the detail
             detail = self.client.scrub(detail)
@@ -299,7 +210,7 @@ class PrometheusSource:
         promql: str,
         start: TimeLike,
         end: TimeLike,
-        step: StepLike | None = None,
+        step: DurationLike | None = None,
         *,
         require_data: bool = False,
     ) -> pd.DataFrame:
@@ -310,7 +221,7 @@ class PrometheusSource:
         chunk is one request with its own deadline).
         """
         start_s, end_s = round(to_seconds(start)), round(to_seconds(end))
-        step_s = auto_step(start_s, end_s, self.max_points) if step is None else parse_step(step)
+        step_s = auto_step(start_s, end_s, self.max_points) if step is None else step_seconds(step)
         path = "/api/v1/query_range"
         result: list[Any] = []
         for first, last in plan_chunks(start_s, end_s, step_s, self.max_points):
@@ -359,17 +270,17 @@ class PrometheusSource:
     def metadata(self) -> pd.DataFrame:
         """Type, help and unit of every metric scraped (backfilled history has none)."""
         path = "/api/v1/metadata"
-        return self._build(path, "", _metadata_frame, self._data(path, ""))
+        return self._build(path, "", metadata_frame, self._data(path, ""))
 
     def rules(self) -> pd.DataFrame:
         """Every loaded rule, one row each (``RULE_COLUMNS``)."""
         path = "/api/v1/rules"
-        return self._build(path, "", _rules_frame, self._data(path, ""))
+        return self._build(path, "", rules_frame, self._data(path, ""))
 
     def alerts(self) -> pd.DataFrame:
         """Pending and firing alerts, one row each (``ALERT_COLUMNS``)."""
         path = "/api/v1/alerts"
-        return self._build(path, "", _alerts_frame, self._data(path, ""))
+        return self._build(path, "", alerts_frame, self._data(path, ""))
 
     def buildinfo(self) -> dict[str, str]:
         """The server's version, revision, branch and Go version."""
@@ -377,48 +288,3 @@ class PrometheusSource:
         return self._build(
             path, "", lambda data: {str(k): str(v) for k, v in data.items()}, self._data(path, "")
         )
-
-
-def _metadata_frame(data: dict[str, list[dict[str, str]]]) -> pd.DataFrame:
-    rows = [
-        (str(metric), entry.get("type", ""), entry.get("help", ""), entry.get("unit", ""))
-        for metric, entries in data.items()
-        for entry in entries
-    ]
-    return conform(pd.DataFrame(rows, columns=list(METADATA_COLUMNS)), METADATA_COLUMNS)
-
-
-def _rules_frame(data: dict[str, Any]) -> pd.DataFrame:
-    rows = [
-        (
-            group["name"],
-            group.get("file", ""),
-            rule["name"],
-            rule["type"],
-            rule["query"],
-            float(rule.get("duration", 0)),
-            dict(rule.get("labels") or {}),
-            dict(rule.get("annotations") or {}),
-            rule.get("health", ""),
-            rule.get("lastError", ""),
-            rule.get("state", ""),  # recording rules have none
-        )
-        for group in data["groups"]
-        for rule in group["rules"]
-    ]
-    return conform(pd.DataFrame(rows, columns=list(RULE_COLUMNS)), RULE_COLUMNS)
-
-
-def _alerts_frame(data: dict[str, Any]) -> pd.DataFrame:
-    rows = [
-        (
-            alert["labels"].get("alertname", ""),
-            alert["state"],
-            pd.Timestamp(alert["activeAt"]).tz_convert("UTC"),
-            float(alert["value"]),
-            dict(alert["labels"]),
-            dict(alert.get("annotations") or {}),
-        )
-        for alert in data["alerts"]
-    ]
-    return conform(pd.DataFrame(rows, columns=list(ALERT_COLUMNS)), ALERT_COLUMNS)

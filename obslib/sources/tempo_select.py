@@ -26,7 +26,7 @@ from obslib.catalogue.hops import (
     TASK_STATE,
 )
 from obslib.sources.frames import SPAN_COLUMNS, conform, empty_frame
-from obslib.sources.tempo import hex_trace_id
+from obslib.sources.tempo_frames import hex_trace_id
 
 SPAN_ATTRIBUTES = (TASK_ID, AGENT_TYPE, DESTINATION, ENVELOPE_TRACE_ID, TASK_STATE)
 INTRINSICS = (

@@ -29,15 +29,17 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import pandas as pd
 
-from obslib.errors import BackendUnavailable, MalformedResponse
+from obslib.errors import BackendUnavailable, MalformedResponse, QueryRejected
 from obslib.sources import coverage as cov
 from obslib.sources.frames import SPAN_COLUMNS, collapse_copies, conform, empty_frame
-from obslib.sources.tempo import QUERY_END_CUTOFF_S, TempoSource, hex_trace_id
+from obslib.sources.tempo import QUERY_END_CUTOFF_S, TempoSource
+from obslib.sources.tempo_frames import hex_trace_id, unix_seconds
 from obslib.sources.tempo_select import TraceHit, select_query, spans_from_select
 
 log = logging.getLogger(__name__)
@@ -305,3 +307,45 @@ def _cap(spans: pd.DataFrame, max_traces: int | None) -> tuple[pd.DataFrame, cov
     detail = f"partial: {max_traces:,} traces audited, at least {len(starts):,} matched"
     kept = spans[spans["trace_id"].isin(keep)].reset_index(drop=True)
     return kept, cov.Gap(cov.CUT_BY_LIMIT, len(starts) - max_traces, detail)
+
+
+def window_spans(
+    source: TempoSource,
+    start: datetime | float | int,
+    end: datetime | float | int,
+    *,
+    traceql_filter: str = "",
+    known_trace_ids: Iterable[str] = (),
+    max_traces: int | None = None,
+    sleep: Callable[[float], None] | None = None,
+    progress: Callable[[str], None] | None = None,
+    **options: Any,
+) -> cov.Fetched:
+    """Every span of every trace in ``[start, end)`` from ``source``, and what could not be read.
+
+    A window reaching into Tempo's query-end cutoff (``source.query_end_cutoff_s``) waits until
+    searchable (or is partial), slices that reach ``limit`` or Tempo's size limit are split,
+    cut span sets and ``known_trace_ids`` search missed are fetched by id, traces outside the
+    window are dropped, identical span copies collapsed. ``max_traces`` caps the traces kept
+    (the result is then partial). ``options`` are fields of :class:`WindowOptions`
+    (``slice_s``, ``limit``, ``spans_per_spanset``, ``parallel``, ``max_wait_s``).
+    """
+    if start is None or end is None:
+        raise QueryRejected(
+            "tempo", source.client.url("api/search"), traceql_filter, "give start and end"
+        )
+    start_s, end_s = unix_seconds(start), unix_seconds(end, round_up=True)
+    if start_s >= end_s:
+        raise QueryRejected(
+            "tempo", source.client.url("api/search"), traceql_filter, "start must be before end"
+        )
+    settings = WindowOptions(
+        traceql_filter=traceql_filter,
+        max_traces=max_traces,
+        cutoff_s=source.query_end_cutoff_s,
+        **options,
+    )
+    extra: dict[str, Any] = {"sleep": sleep}
+    if progress is not None:
+        extra["progress"] = progress
+    return read_window(source, start_s, end_s, settings, known_trace_ids=known_trace_ids, **extra)

@@ -2,19 +2,20 @@
 
 A loader is a callable ``trace id -> span frame`` raising ``NotFound`` for an unknown id; with
 ``describe(trace_id) -> (request, link)`` it also says where it looked (for a report's evidence).
+Which one a report uses is decided by :func:`obslib.reports.inputs.trace_loader`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from obslib.errors import NotFound
-from obslib.sources.endpoint import endpoint_from_env, is_configured
 from obslib.sources.otlp_files import read_spans
-from obslib.sources.tempo import TempoSource, hex_trace_id
+from obslib.sources.tempo import TempoSource
+from obslib.sources.tempo_frames import hex_trace_id
 
 SpansLoader = Callable[[str], pd.DataFrame]  # trace id -> span frame; NotFound when unknown
 
@@ -57,14 +58,3 @@ class TempoTraceLoader:
         """The request and the link: the trace-by-id URL (no credentials)."""
         url = f"{self.source.endpoint.safe_url}/api/v2/traces/{trace_id}"
         return f"GET {url}", url
-
-
-def trace_loader(
-    traces_path: str | Path | None = None, environ: Mapping[str, str] | None = None
-) -> SpansLoader:
-    """Tempo when ``OBSLIB_TEMPO_URL`` is set, else the OTLP files at ``traces_path``."""
-    if is_configured("tempo", environ):
-        return TempoTraceLoader(TempoSource(endpoint_from_env("tempo", environ=environ)))
-    if traces_path is None:
-        raise ValueError("set OBSLIB_TEMPO_URL or give the OTLP traces file")
-    return OtlpTraceLoader(traces_path)

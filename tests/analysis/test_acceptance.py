@@ -19,16 +19,17 @@ from obslib.analysis.acceptance import (
     check_ac5,
     coverage_table,
 )
-from obslib.analysis.audit import audit_traces
+from obslib.analysis.traces.audit import audit_traces
 from obslib.catalogue.contract import AC1_COLD_START_LIMIT_S
 from obslib.catalogue.hops import PASS1
 from obslib.emit.dashboards import render_dashboard
 from obslib.fleet import FaultPlan
 from obslib.promql import parse
+from obslib.reports.inputs import trace_loader
 from obslib.sources.endpoint import Endpoint
 from obslib.sources.grafana import GrafanaSource, iso_utc
 from obslib.sources.tempo import TempoSource
-from obslib.sources.trace_loaders import OtlpTraceLoader, TempoTraceLoader, trace_loader
+from obslib.sources.trace_loaders import OtlpTraceLoader, TempoTraceLoader
 from obslib.verdict import Verdict
 from tests.analysis.test_audit import RECORDED
 from tests.fakes.grafana import FakeGrafana
@@ -37,6 +38,16 @@ from tests.helpers import collected_run
 
 HOUR = 3600
 TOKEN = "glsa_acceptance-7c2e-never-print-me"
+
+
+class RefusingPrometheus:
+    """The Prometheus AC5 gets when it must not ask one: without Grafana it reads the report."""
+
+    def query_range(self, *args, **kwargs):
+        raise AssertionError("AC5 without Grafana queried Prometheus")
+
+
+NO_PROMETHEUS = RefusingPrometheus()
 
 
 @pytest.fixture(autouse=True)
@@ -354,7 +365,7 @@ def fleet_report(out: Path, verdict: str = "pass", *, empty=(), window=(0, HOUR)
 
 def test_ac5_without_grafana_the_report_must_have_drawn_every_panel(catalogue, tmp_path):
     good = fleet_report(tmp_path / "good")
-    present = check_ac5(catalogue, 0, HOUR, report_path=good)
+    present = check_ac5(catalogue, 0, HOUR, prometheus=NO_PROMETHEUS, report_path=good)
     assert present.verdict is Verdict.PASS, present.explanation
     assert present.value == present.link == str(good)
     assert present.evidence[0].value == len("<html>fleet overview</html>")
@@ -369,6 +380,7 @@ def test_ac5_without_grafana_the_report_must_have_drawn_every_panel(catalogue, t
         catalogue,
         0,
         HOUR,
+        prometheus=NO_PROMETHEUS,
         report_path=fleet_report(tmp_path / "e", "error", error=error, window=None),
     )
     assert failed.verdict is Verdict.INCONCLUSIVE
@@ -379,28 +391,34 @@ def test_ac5_without_grafana_the_report_must_have_drawn_every_panel(catalogue, t
     assert "HTTP 401: access denied" in failed.explanation
 
     empty = fleet_report(tmp_path / "empty", "inconclusive", empty=["Queue depth"])
-    partial = check_ac5(catalogue, 0, HOUR, report_path=empty)
+    partial = check_ac5(catalogue, 0, HOUR, prometheus=NO_PROMETHEUS, report_path=empty)
     assert partial.verdict is Verdict.INCONCLUSIVE
     assert "no data for 'Queue depth'" in partial.explanation
 
     elsewhere = fleet_report(tmp_path / "old", window=(10 * HOUR, 11 * HOUR))
-    stale = check_ac5(catalogue, 0, HOUR, report_path=elsewhere)
+    stale = check_ac5(catalogue, 0, HOUR, prometheus=NO_PROMETHEUS, report_path=elsewhere)
     assert stale.verdict is Verdict.INCONCLUSIVE and "not the run window" in stale.explanation
 
 
 def test_ac5_without_grafana_a_report_alone_is_no_proof(catalogue, tmp_path):
     report = tmp_path / "fleet_overview.html"
-    missing = check_ac5(catalogue, 0, HOUR, report_path=report)
+    missing = check_ac5(catalogue, 0, HOUR, prometheus=NO_PROMETHEUS, report_path=report)
     assert missing.verdict is Verdict.INCONCLUSIVE and str(report) in missing.explanation
     report.write_text("")
-    assert check_ac5(catalogue, 0, HOUR, report_path=report).verdict is Verdict.INCONCLUSIVE
+    assert (
+        check_ac5(catalogue, 0, HOUR, prometheus=NO_PROMETHEUS, report_path=report).verdict
+        is Verdict.INCONCLUSIVE
+    )
     report.write_text("<html>fleet overview</html>")  # no results file beside it
-    alone = check_ac5(catalogue, 0, HOUR, report_path=report)
+    alone = check_ac5(catalogue, 0, HOUR, prometheus=NO_PROMETHEUS, report_path=report)
     assert alone.verdict is Verdict.INCONCLUSIVE
     assert "No readable results file" in alone.explanation
     (tmp_path / "fleet_overview.results.json").write_text("{not json")
-    assert check_ac5(catalogue, 0, HOUR, report_path=report).verdict is Verdict.INCONCLUSIVE
-    nothing = check_ac5(catalogue, 0, HOUR)
+    assert (
+        check_ac5(catalogue, 0, HOUR, prometheus=NO_PROMETHEUS, report_path=report).verdict
+        is Verdict.INCONCLUSIVE
+    )
+    nothing = check_ac5(catalogue, 0, HOUR, prometheus=NO_PROMETHEUS)
     assert nothing.verdict is Verdict.INCONCLUSIVE and "OBSLIB_GRAFANA_URL" in nothing.explanation
 
 
@@ -425,7 +443,9 @@ def test_coverage_table_names_real_panels_and_valid_queries(catalogue):
 
 
 def test_summary_combines_verdicts_and_is_json(ac1, tmp_path, catalogue):
-    ac5 = check_ac5(catalogue, 0, HOUR, report_path=fleet_report(tmp_path))
+    ac5 = check_ac5(
+        catalogue, 0, HOUR, prometheus=NO_PROMETHEUS, report_path=fleet_report(tmp_path)
+    )
     ac2 = check_ac2("", "", lambda tid: pd.DataFrame())
     summary = acceptance_summary([ac1["fail"], ac2, ac5])
     assert summary["verdict"] == "fail" and summary["failed"] == ["AC1"]

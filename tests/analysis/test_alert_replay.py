@@ -1,6 +1,6 @@
 import pandas as pd
 
-from obslib.analysis.alert_replay import duration_seconds, episodes
+from obslib.analysis.slo.alert_replay import episodes
 
 
 def samples(points):
@@ -41,16 +41,6 @@ def test_without_for_the_first_match_fires():
 
 def test_no_samples_no_episodes():
     assert episodes(pd.DataFrame(), "X", 60, 60).empty
-
-
-def test_durations():
-    assert [duration_seconds(d) for d in ("", "30s", "10m", "2h", "1d")] == [
-        0,
-        30,
-        600,
-        7200,
-        86400,
-    ]
 
 
 def test_noise_table_when_nothing_fired(history_stack, catalogue):

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from obslib.analysis import CHECKS, audit_traces, broken_trace_queries, query_for, sub_profile
-from obslib.analysis.audit_frames import TASK_COLUMNS, empty_frames
-from obslib.analysis.trace_index import hop_codes
+from obslib.analysis.traces.findings import TASK_COLUMNS, empty_frames
+from obslib.analysis.traces.index import hop_codes
 from obslib.catalogue.hops import ENVELOPE_TRACE_ID, PASS1, PLATFORM_TODAY, SERVICE_PROXY
 from obslib.sources.frames import SPAN_COLUMNS, empty_frame
 from obslib.sources.otlp import spans_from_json
@@ -548,7 +548,7 @@ def test_a_task_that_began_before_the_window_is_cut_not_broken(pass1):
 
 
 def test_an_injected_task_absent_from_the_data_is_missed_and_inconclusive(pass1, victims, tmp_path):
-    from obslib.analysis.trace_stats import ground_truth_verdict, injected_vs_found
+    from obslib.analysis.traces.stats import ground_truth_verdict, injected_vs_found
 
     tasks = sorted(set(pass1["true_task"]))
     run = tmp_path / "fleet-run.json"

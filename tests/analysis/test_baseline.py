@@ -13,25 +13,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from obslib.analysis.baseline import (
-    DAY_S,
-    LATENCY_SLIS,
-    QUANTILES,
-    bucket_counts,
-    latency_baseline,
-    stability,
-    stability_from_counts,
-    summarise,
-    task_counts,
-)
-from obslib.analysis.proposed_rules import (
-    ERROR_HEADROOM,
-    HEADROOM,
+from obslib.analysis.slo.baseline import QUANTILES, latency_baseline, summarise
+from obslib.analysis.slo.counts import DAY_S, LATENCY_SLIS, bucket_counts, task_counts
+from obslib.analysis.slo.proposed_rules import (
     PROPOSED_FILE,
-    propose_thresholds,
     render_proposed_rules,
     write_proposed_rules,
 )
+from obslib.analysis.slo.stability import stability, stability_from_counts
+from obslib.analysis.slo.thresholds import ERROR_HEADROOM, HEADROOM, propose_thresholds
 from obslib.catalogue.contract import COLD_START, STATUSES, TASK_DURATION
 from obslib.lint import lint_rules
 from obslib.synth.exporter_series import labeler

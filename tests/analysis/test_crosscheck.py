@@ -24,8 +24,8 @@ from obslib.analysis.crosscheck import (
     platform_mismatches,
     run_crosscheck,
 )
-from obslib.analysis.exporter_check import exporter_report, keda_versions, version_range_text
-from obslib.analysis.selector_check import (
+from obslib.analysis.crosscheck.exporters import exporter_report, keda_versions, version_range_text
+from obslib.analysis.crosscheck.selectors import (
     diagnose,
     name_shape,
     selector_report,

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from obslib.analysis.runbook_check import (
+from obslib.analysis.crosscheck.runbook import (
     PARTS,
     check_runbook,
     looks_like_logql,

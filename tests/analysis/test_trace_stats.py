@@ -7,7 +7,7 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from obslib.analysis.trace_stats import logs_without_trace
+from obslib.analysis.traces.stats import logs_without_trace
 from obslib.settings import load_settings
 from obslib.sources.coverage import verdict_on
 from obslib.sources.endpoint import endpoint_from_env

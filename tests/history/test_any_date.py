@@ -25,16 +25,10 @@ import pandas as pd
 import pytest
 
 from obslib.analysis.acceptance import check_ac1
-from obslib.analysis.alert_replay import replay_alerts
-from obslib.analysis.baseline import (
-    LATENCY_SLIS,
-    QUANTILES,
-    THIN_TAIL,
-    bucket_counts,
-    stability,
-    summarise,
-    task_counts,
-)
+from obslib.analysis.slo.alert_replay import replay_alerts
+from obslib.analysis.slo.baseline import QUANTILES, THIN_TAIL, summarise
+from obslib.analysis.slo.counts import LATENCY_SLIS, bucket_counts, task_counts
+from obslib.analysis.slo.stability import stability
 from obslib.emit import RULE_FILE
 from obslib.settings import load_settings
 from obslib.sources.prometheus import PrometheusSource

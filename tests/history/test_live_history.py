@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from obslib.analysis.alert_replay import replay_alert, replay_alerts
+from obslib.analysis.slo.alert_replay import replay_alert, replay_alerts
 from obslib.catalogue.alerts import AlertSpec
 from obslib.emit.dashboards import dashboard_models
 from obslib.lint import variable_bindings

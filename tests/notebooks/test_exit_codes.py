@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from obslib.paths import results_path
 from obslib.reports import exit_code
-from obslib.reports.results import results_path, save_results
+from obslib.reports.results import save_results
 from obslib.reports.run import (
     EXIT_ERROR,
     EXIT_FAIL,

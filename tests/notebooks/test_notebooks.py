@@ -228,7 +228,7 @@ def test_crosscheck_passes_on_clean_data_and_flags_a_selector_that_matches_nothi
 
 
 def test_baseline_thresholds_lie_on_bucket_bounds_and_match_the_profiles(stack_env, tmp_path):
-    from obslib.analysis.baseline import THIN_TAIL
+    from obslib.analysis.slo.baseline import THIN_TAIL
     from obslib.catalogue.contract import COLD_START, TASK_DURATION
 
     _, truth = stack_env

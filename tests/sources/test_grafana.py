@@ -24,7 +24,7 @@ from obslib.sources.grafana import (
     snapshot_model,
 )
 from obslib.sources.http import HttpClient
-from obslib.sources.prometheus import frame_from_result
+from obslib.sources.prometheus_frames import frame_from_result
 from tests.fakes.grafana import FakeGrafana
 from tests.fakes.http_server import FakeServer, Reply
 

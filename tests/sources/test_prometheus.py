@@ -30,14 +30,8 @@ from obslib.errors import (
 from obslib.sources.endpoint import Endpoint
 from obslib.sources.frames import PROMETHEUS_COLUMNS
 from obslib.sources.http import HttpClient
-from obslib.sources.prometheus import (
-    MAX_POINTS,
-    MIN_STEP_S,
-    PrometheusSource,
-    default_prometheus_endpoint,
-    frame_from_result,
-    plan_chunks,
-)
+from obslib.sources.prometheus import MAX_POINTS, MIN_STEP_S, PrometheusSource, plan_chunks
+from obslib.sources.prometheus_frames import frame_from_result
 from obslib.stack import FLEET_JOB, LocalStack
 from tests.fakes.http_server import FakeServer, Reply, Request
 from tests.world import ANCHOR
@@ -503,26 +497,20 @@ def test_buildinfo_reports_the_installed_version(source):
 # --- endpoint resolution ---------------------------------------------------------------------
 
 
-def test_endpoint_comes_from_the_environment_first(monkeypatch):
+def test_endpoint_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("OBSLIB_PROMETHEUS_URL", "https://prom.example.com/")
     monkeypatch.setenv("OBSLIB_PROMETHEUS_TOKEN", "abc")
-    endpoint = default_prometheus_endpoint()
+    endpoint = PrometheusSource().endpoint
     assert endpoint.url == "https://prom.example.com"
     assert endpoint.request_headers()["Authorization"] == "Bearer abc"
 
 
-def test_endpoint_falls_back_to_the_running_stack(monkeypatch, stack):
+def test_without_an_endpoint_the_source_never_looks_for_the_stack(monkeypatch, stack):
+    # Choosing the embedded stack is the reports' job (tests/test_backend_choice.py).
     monkeypatch.delenv("OBSLIB_PROMETHEUS_URL", raising=False)
     monkeypatch.setenv("OBSLIB_STACK_DIR", str(stack.data_dir))
     monkeypatch.setenv("OBSLIB_STACK_PORT", str(stack.port))
-    assert default_prometheus_endpoint().url == stack.endpoint().url
-    assert not PrometheusSource().query("test_gauge", at=at_step(1)).empty
-
-
-def test_no_endpoint_and_no_stack_is_a_config_error(monkeypatch, tmp_path):
-    monkeypatch.delenv("OBSLIB_PROMETHEUS_URL", raising=False)
-    monkeypatch.setenv("OBSLIB_STACK_DIR", str(tmp_path))
-    monkeypatch.setenv("OBSLIB_STACK_PORT", str(free_port()))
     with pytest.raises(ConfigError, match="OBSLIB_PROMETHEUS_URL") as caught:
-        default_prometheus_endpoint()
+        PrometheusSource()
+    assert "obslib.reports.inputs.prometheus()" in str(caught.value)
     assert "obslib stack up" in str(caught.value)

@@ -27,11 +27,11 @@ from obslib.sources.endpoint import Endpoint, endpoint_from_env
 from obslib.sources.frames import SPAN_COLUMNS, TRACE_SUMMARY_COLUMNS
 from obslib.sources.http import HttpClient
 from obslib.sources.otlp import spans_from_json, spans_from_proto
-from obslib.sources.tempo import (
+from obslib.sources.tempo import TempoSource
+from obslib.sources.tempo_frames import (
     NO_ROOT,
     TAG_VALUE_COLUMNS,
     TempoFormatError,
-    TempoSource,
     hex_trace_id,
     summaries_from_search,
     trace_frame,

@@ -20,7 +20,7 @@ from obslib.sources.endpoint import Endpoint
 from obslib.sources.http import HttpClient
 from obslib.sources.tempo import TempoSource
 from obslib.sources.tempo_select import select_query, spans_from_select
-from obslib.sources.tempo_window import plan_slices
+from obslib.sources.tempo_window import plan_slices, window_spans
 from obslib.synth.spans import make_spans
 from tests.fakes.tempo import FakeTempo
 from tests.fakes.tempo_store import TempoStore
@@ -169,8 +169,8 @@ def clock():
 
 
 def window_of(fake: FakeTempo, clock: Clock, start: float, end: float, **kwargs) -> cov.Fetched:
-    return source_for(fake).window_spans(
-        start, end, sleep=clock.sleep, progress=lambda _m: None, **kwargs
+    return window_spans(
+        source_for(fake), start, end, sleep=clock.sleep, progress=lambda _m: None, **kwargs
     )
 
 
@@ -276,8 +276,12 @@ def test_traces_outside_the_window_are_dropped_and_counted(clock):
     store.push(inside, at=T0 - 15)
     with FakeTempo(store=store) as fake:
         # A reader told the wrong cutoff asks for the last 20 s: Tempo answers another window.
-        fetched = source_for(fake, query_end_cutoff_s=0).window_spans(
-            T0 - 25, T0, sleep=clock.sleep, progress=lambda _m: None
+        fetched = window_spans(
+            source_for(fake, query_end_cutoff_s=0),
+            T0 - 25,
+            T0,
+            sleep=clock.sleep,
+            progress=lambda _m: None,
         )
     assert fetched.frame.empty
     outside = [g for g in fetched.coverage.gaps if g.kind == cov.OUTSIDE_WINDOW]

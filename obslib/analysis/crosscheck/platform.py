@@ -16,8 +16,8 @@ from collections import Counter
 
 import pandas as pd
 
-from obslib.analysis.exporter_check import KEDA, NATS_EXPORTER, SURVEYOR, version_in_range
-from obslib.analysis.selector_check import unmatched
+from obslib.analysis.crosscheck.exporters import KEDA, NATS_EXPORTER, SURVEYOR, version_in_range
+from obslib.analysis.crosscheck.selectors import unmatched
 from obslib.catalogue import Catalogue
 from obslib.catalogue.alerts import keda_scaler_errors_metric
 from obslib.catalogue.contract import AGENT_TYPE
@@ -326,11 +326,11 @@ def platform_mismatches(
     """The platform naming mismatches the data shows, each with what to change (``MISMATCH_COLUMNS``).
 
     Args:
-        selector_report: from :func:`~obslib.analysis.selector_check.selector_report`.
+        selector_report: from :func:`~obslib.analysis.crosscheck.selectors.selector_report`.
         catalogue: the release (its values name the keys to change).
-        exporters: from :func:`~obslib.analysis.exporter_check.exporter_report` (better
+        exporters: from :func:`~obslib.analysis.crosscheck.exporters.exporter_report` (better
             NATS and KEDA evidence when given).
-        cardinality: from :func:`~obslib.analysis.crosscheck.agent_type_cardinality`.
+        cardinality: from :func:`~obslib.analysis.crosscheck.cardinality.agent_type_cardinality`.
 
     Returns:
         One row per mismatch; empty when the data has none, or when no selector's metric has

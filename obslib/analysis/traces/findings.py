@@ -1,21 +1,24 @@
-"""The frames of an :class:`~obslib.analysis.audit.AuditResult`: columns and builders.
+"""What the trace audit found, and the frames of an :class:`~.audit.AuditResult` built from it.
 
-The builders turn the audit's arrays into frames without a per-span loop; per-task tuples
-(trace ids, reasons) are cut from sorted arrays.
+The checks (:mod:`obslib.analysis.traces.checks`) hand over one frozen :class:`Findings`: the
+problem table as arrays, and the per-task and per-trace arrays the frames are cut from. The
+builders here turn it into frames without a per-span loop; per-task tuples (trace ids,
+reasons) are cut from sorted arrays. Column meanings are beside each schema.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from obslib.analysis.trace_index import LINK_TIME, MISSING, ROOT
+from obslib.analysis.traces.index import MISSING, ROOT, SpanIndex
+from obslib.analysis.traces.membership import LINK_TIME, Membership
+from obslib.catalogue.hops import HopProfile
 from obslib.sources.frames import empty_frame
-
-if TYPE_CHECKING:
-    from obslib.analysis.audit import _Checker
 
 TASK_COLUMNS: dict[str, str] = {
     "task_id": "str",
@@ -52,7 +55,7 @@ AGENT_HOP_COLUMNS: dict[str, str] = {
 PROBLEM_COLUMNS: dict[str, str] = {
     "task_id": "str",
     "hop": "str",  # hop key, or the span name for a span of no hop
-    "check": "str",  # a key of audit.CHECKS
+    "check": "str",  # a key of CHECKS (obslib.analysis.traces.checks)
     "detail": "str",
     "trace_id": "str",  # the span's trace; the task's trace for task-level findings
     "span_id": "str",  # "" for task-level findings
@@ -94,6 +97,39 @@ _SCHEMAS = {
 }  # fmt: skip
 
 
+@dataclass(frozen=True, eq=False)
+class Findings:
+    """Everything the checks found in one span frame, as arrays; the frames are built from it.
+
+    Rows are rows of the span frame; tasks and traces are the codes of ``membership`` and
+    ``index``. ``problems`` holds one entry per finding in the arrays ``task``, ``hop`` (-1 for
+    a span of no hop), ``row`` (-1 for a task-level finding), ``check`` and ``detail``.
+    """
+
+    index: SpanIndex
+    membership: Membership
+    profile: HopProfile
+    problems: Mapping[str, np.ndarray]
+    counts: np.ndarray  # (task, hop): the task's spans of the hop
+    expected_count: np.ndarray  # per hop: spans one task should have
+    ref_trace: np.ndarray  # per task: its own trace (its root trace, else its earliest)
+    n_root_traces: np.ndarray  # per task: traces holding one of its root spans
+    pair_task: np.ndarray  # the (task, trace) pairs the task's spans lie in...
+    pair_trace: np.ndarray  # ...one entry per pair
+    n_task_traces: np.ndarray  # per task: traces holding its spans
+    envelope: pd.DataFrame  # result-collection spans: row, task, envelope (trace id), want
+
+    @property
+    def keys(self) -> list[str]:
+        """The profile's hop keys, in profile order."""
+        return [h.key for h in self.profile.hops]
+
+    @property
+    def n_hops(self) -> int:
+        """How many hops the profile has."""
+        return len(self.profile.hops)
+
+
 def empty_frames() -> dict[str, pd.DataFrame]:
     """Every result frame, empty and typed."""
     return {name: empty_frame(cols) for name, cols in _SCHEMAS.items()}
@@ -125,11 +161,11 @@ def _cut(values: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
 class _Labels:
     """Hop labels and span columns shared by the frame builders."""
 
-    def __init__(self, c: _Checker) -> None:
-        self.keys = np.array([*c.keys, ""], dtype=object)
-        self.names = c.idx.text("name")
-        self.services = c.idx.text("service_name")
-        self.span_ids = c.idx.text("span_id")
+    def __init__(self, f: Findings) -> None:
+        self.keys = np.array([*f.keys, ""], dtype=object)
+        self.names = f.index.text("name")
+        self.services = f.index.text("service_name")
+        self.span_ids = f.index.text("span_id")
 
     def hop(self, hop: np.ndarray, row: np.ndarray) -> np.ndarray:
         """Hop key, or the span's own name when it is no hop of the profile."""
@@ -137,14 +173,15 @@ class _Labels:
         return np.where(hop >= 0, self.keys[hop], named)
 
 
-def build_frames(c: _Checker, p: dict[str, np.ndarray]) -> dict[str, pd.DataFrame]:
-    """The result frames from a checker that has run and its problem arrays."""
-    idx, mem, lab = c.idx, c.mem, _Labels(c)
-    rank = np.where(p["hop"] >= 0, p["hop"], c.n_hops)
+def build_frames(f: Findings) -> dict[str, pd.DataFrame]:
+    """The result frames of :class:`~.audit.AuditResult` from what the checks found."""
+    idx, mem, lab = f.index, f.membership, _Labels(f)
+    p = f.problems
+    rank = np.where(p["hop"] >= 0, p["hop"], f.n_hops)
     order = np.lexsort((p["row"], rank, p["task"]))
     p = {k: v[order] for k, v in p.items()}
     hop_label = lab.hop(p["hop"], p["row"])
-    row_trace = np.where(p["row"] >= 0, idx.trace[np.maximum(p["row"], 0)], c.ref_trace[p["task"]])
+    row_trace = np.where(p["row"] >= 0, idx.trace[np.maximum(p["row"], 0)], f.ref_trace[p["task"]])
     problems = _frame("problems", {
         "task_id": mem.task_ids[p["task"]], "hop": hop_label, "check": p["check"],
         "detail": p["detail"], "trace_id": idx.trace_ids[row_trace],
@@ -158,40 +195,40 @@ def build_frames(c: _Checker, p: dict[str, np.ndarray]) -> dict[str, pd.DataFram
     heads = _run_starts(p["task"])
     first[p["task"][heads]] = hop_label[heads]
     reasons = _cut(hop_label + " " + p["check"] + ": " + p["detail"], p["task"], n_tasks)
-    is_other = c.pair_trace != c.ref_trace[c.pair_task]
-    by = np.lexsort((is_other, c.pair_task))
-    error = c.idx.text("status_code")[mem.row] == "ERROR"
+    is_other = f.pair_trace != f.ref_trace[f.pair_task]
+    by = np.lexsort((is_other, f.pair_task))
+    error = f.index.text("status_code")[mem.row] == "ERROR"
     tasks = _frame("tasks", {
         "task_id": mem.task_ids, "agent_type": mem.agent,
-        "n_spans": np.bincount(mem.task, minlength=n_tasks), "n_traces": c.n_task_traces,
-        "trace_ids": _cut(idx.trace_ids[c.pair_trace[by]], c.pair_task[by], n_tasks),
-        "root_trace": np.where(c.n_root_traces > 0, idx.trace_ids[np.maximum(c.ref_trace, 0)], ""),
+        "n_spans": np.bincount(mem.task, minlength=n_tasks), "n_traces": f.n_task_traces,
+        "trace_ids": _cut(idx.trace_ids[f.pair_trace[by]], f.pair_task[by], n_tasks),
+        "root_trace": np.where(f.n_root_traces > 0, idx.trace_ids[np.maximum(f.ref_trace, 0)], ""),
         "ok": ~broken, "first_broken_hop": first, "reasons": reasons,
         "n_errors": np.bincount(mem.task[error], minlength=n_tasks),
     })  # fmt: skip
 
-    at = np.zeros((n_tasks, c.n_hops), dtype=bool)
+    at = np.zeros((n_tasks, f.n_hops), dtype=bool)
     with_hop = p["hop"] >= 0
     at[p["task"][with_hop], p["hop"][with_hop]] = True
-    complete, present = ~at, c.counts > 0
+    complete, present = ~at, f.counts > 0
     firsts = pd.Series(first[broken]).value_counts()
     hops = _frame("hops", {
-        "hop": c.keys, "span": [h.span for h in c.profile.hops],
-        "kind": [h.kind for h in c.profile.hops], "parent": [h.parent or "" for h in c.profile.hops],
-        "expected_count": c.expected_count, "tasks": n_tasks, "present": present.sum(axis=0),
+        "hop": f.keys, "span": [h.span for h in f.profile.hops],
+        "kind": [h.kind for h in f.profile.hops], "parent": [h.parent or "" for h in f.profile.hops],
+        "expected_count": f.expected_count, "tasks": n_tasks, "present": present.sum(axis=0),
         "complete": complete.sum(axis=0),
         "complete_share": complete.mean(axis=0) if n_tasks else np.nan,
-        "first_broken": [int(firsts.get(k, 0)) for k in c.keys],
+        "first_broken": [int(firsts.get(k, 0)) for k in f.keys],
     })  # fmt: skip
     return {
         "tasks": tasks,
         "hops": hops,
-        "by_agent_type": _by_agent(c, complete, present),
+        "by_agent_type": _by_agent(f, complete, present),
         "problems": problems,
-        **_span_frames(c, lab, p),
-        "split_tasks": _splits(c, lab),
-        "envelope_mismatches": _envelopes(c, lab),
-        "unattributed": _unattributed(c, lab),
+        **_span_frames(f, lab, p),
+        "split_tasks": _splits(f, lab),
+        "envelope_mismatches": _envelopes(f, lab),
+        "unattributed": _unattributed(f, lab),
     }
 
 
@@ -200,68 +237,68 @@ def _run_starts(groups: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.diff(groups, prepend=groups[0] - 1)) if len(groups) else groups
 
 
-def _by_agent(c: _Checker, complete: np.ndarray, present: np.ndarray) -> pd.DataFrame:
+def _by_agent(f: Findings, complete: np.ndarray, present: np.ndarray) -> pd.DataFrame:
     parts = {
-        "tasks": pd.DataFrame(np.ones_like(complete, dtype=np.int64), columns=c.keys),
-        "present": pd.DataFrame(present.astype(np.int64), columns=c.keys),
-        "complete": pd.DataFrame(complete.astype(np.int64), columns=c.keys),
+        "tasks": pd.DataFrame(np.ones_like(complete, dtype=np.int64), columns=f.keys),
+        "present": pd.DataFrame(present.astype(np.int64), columns=f.keys),
+        "complete": pd.DataFrame(complete.astype(np.int64), columns=f.keys),
     }
-    sums = {k: v.groupby(c.mem.agent).sum().stack() for k, v in parts.items()}
+    sums = {k: v.groupby(f.membership.agent).sum().stack() for k, v in parts.items()}
     out = pd.DataFrame(sums).rename_axis(["agent_type", "hop"]).reset_index()
     out["complete_share"] = out["complete"] / out["tasks"]
-    order = {k: i for i, k in enumerate(c.keys)}
+    order = {k: i for i, k in enumerate(f.keys)}
     out = out.sort_values(
         ["agent_type", "hop"], key=lambda s: s.map(order) if s.name == "hop" else s
     )
     return _frame("by_agent_type", out.reset_index(drop=True).to_dict("series"))
 
 
-def _span_base(c: _Checker, lab: _Labels, rows: np.ndarray, task: np.ndarray) -> dict[str, Any]:
-    idx = c.idx
+def _span_base(f: Findings, lab: _Labels, rows: np.ndarray, task: np.ndarray) -> dict[str, Any]:
+    idx = f.index
     return {
-        "task_id": np.where(task >= 0, c.mem.task_ids[np.maximum(task, 0)] if c.mem.n_tasks else "", ""),
+        "task_id": np.where(task >= 0, f.membership.task_ids[np.maximum(task, 0)] if f.membership.n_tasks else "", ""),
         "trace_id": idx.trace_ids[idx.trace[rows]], "span_id": lab.span_ids[rows],
         "name": lab.names[rows], "hop": lab.hop(idx.hop[rows], rows),
         "service_name": lab.services[rows],
     }  # fmt: skip
 
 
-def _span_frames(c: _Checker, lab: _Labels, p: dict[str, np.ndarray]) -> dict[str, pd.DataFrame]:
-    idx, mem = c.idx, c.mem
+def _span_frames(f: Findings, lab: _Labels, p: dict[str, np.ndarray]) -> dict[str, pd.DataFrame]:
+    idx, mem = f.index, f.membership
     primary = np.full(len(idx.trace), -1, dtype=np.int64)
     primary[mem.row[::-1]] = mem.task[::-1]  # the first task a span belongs to
     roots = np.bincount(idx.trace[idx.parent == ROOT], minlength=idx.n_traces)
 
     rows = np.flatnonzero(idx.parent == MISSING)
     orphans = _frame("orphans", {
-        **_span_base(c, lab, rows, primary[rows]),
-        "parent_span_id": c.idx.text("parent_span_id")[rows],
+        **_span_base(f, lab, rows, primary[rows]),
+        "parent_span_id": f.index.text("parent_span_id")[rows],
         "rootless": roots[idx.trace[rows]] == 0,
     })  # fmt: skip
     rows = np.flatnonzero(idx.duplicate)
     _, inverse, copies = np.unique(idx.key[rows], return_inverse=True, return_counts=True)
     duplicates = _frame("duplicates", {
-        **_span_base(c, lab, rows, primary[rows]), "copies": copies[inverse],
+        **_span_base(f, lab, rows, primary[rows]), "copies": copies[inverse],
     })  # fmt: skip
     skew = p["check"] == "skew"
     rows, parents = p["row"][skew], idx.parent[p["row"][skew]]
     skewed = _frame("skewed", {
-        **_span_base(c, lab, rows, p["task"][skew]),
+        **_span_base(f, lab, rows, p["task"][skew]),
         "parent_name": lab.names[parents], "parent_service": lab.services[parents],
         "lead_ms": (idx.start[parents] - idx.start[rows]) / 1e6,
     })  # fmt: skip
     return {"orphans": orphans, "duplicates": duplicates, "skewed": skewed}
 
 
-def _splits(c: _Checker, lab: _Labels) -> pd.DataFrame:
-    idx, mem = c.idx, c.mem
-    split = c.n_task_traces[c.pair_task] > 1
-    task, trace = c.pair_task[split], c.pair_trace[split]
+def _splits(f: Findings, lab: _Labels) -> pd.DataFrame:
+    idx, mem = f.index, f.membership
+    split = f.n_task_traces[f.pair_task] > 1
+    task, trace = f.pair_task[split], f.pair_trace[split]
     sel = np.isin(mem.task, task)
     frame = pd.DataFrame({
         "task": mem.task[sel], "trace": idx.trace[mem.row[sel]], "row": mem.row[sel],
         "top": idx.parent[mem.row[sel]] < 0,
-        "rank": np.where(idx.hop[mem.row[sel]] >= 0, idx.hop[mem.row[sel]], c.n_hops),
+        "rank": np.where(idx.hop[mem.row[sel]] >= 0, idx.hop[mem.row[sel]], f.n_hops),
     })  # fmt: skip
     sizes = frame.groupby(["task", "trace"]).size()
     tops = frame.sort_values(["task", "trace", "top", "rank"], ascending=[True, True, False, True])
@@ -270,29 +307,29 @@ def _splits(c: _Checker, lab: _Labels) -> pd.DataFrame:
     top_rows = tops.reindex(pairs).to_numpy(dtype=np.int64)
     return _frame("split_tasks", {
         "task_id": mem.task_ids[task], "trace_id": idx.trace_ids[trace],
-        "reference": trace == c.ref_trace[task],
+        "reference": trace == f.ref_trace[task],
         "linked_by": np.where(mem.trace_link[trace] == LINK_TIME, "time", "task_id"),
         "n_spans": sizes.reindex(pairs).to_numpy(dtype=np.int64),
         "first_hop": lab.hop(idx.hop[top_rows], top_rows),
     })  # fmt: skip
 
 
-def _envelopes(c: _Checker, lab: _Labels) -> pd.DataFrame:
-    env = c.envelope
+def _envelopes(f: Findings, lab: _Labels) -> pd.DataFrame:
+    env = f.envelope
     bad = env[env["envelope"] != env["want"]]
     rows = bad["row"].to_numpy(dtype=np.int64)
     return _frame("envelope_mismatches", {
-        "task_id": c.mem.task_ids[bad["task"].to_numpy(dtype=np.int64)],
-        "trace_id": c.idx.trace_ids[c.idx.trace[rows]], "span_id": lab.span_ids[rows],
+        "task_id": f.membership.task_ids[bad["task"].to_numpy(dtype=np.int64)],
+        "trace_id": f.index.trace_ids[f.index.trace[rows]], "span_id": lab.span_ids[rows],
         "envelope_trace_id": bad["envelope"].to_numpy(), "task_trace_id": bad["want"].to_numpy(),
         "problem": np.where(bad["envelope"].to_numpy() == "", "missing", "mismatch"),
     })  # fmt: skip
 
 
-def _unattributed(c: _Checker, lab: _Labels) -> pd.DataFrame:
-    idx = c.idx
+def _unattributed(f: Findings, lab: _Labels) -> pd.DataFrame:
+    idx = f.index
     claimed = np.zeros(idx.n_traces, dtype=bool)
-    claimed[idx.trace[c.mem.row]] = True
+    claimed[idx.trace[f.membership.row]] = True
     rows = np.flatnonzero(~claimed[idx.trace])
     frame = pd.DataFrame({
         "trace": idx.trace[rows], "start": idx.start[rows], "hop": idx.hop[rows] >= 0,

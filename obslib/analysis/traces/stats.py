@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from obslib.analysis.audit import AuditResult
-from obslib.analysis.trace_index import hop_codes
+from obslib.analysis.traces.audit import AuditResult
+from obslib.analysis.traces.index import hop_codes
 from obslib.catalogue.hops import HopProfile
 from obslib.sources.coverage import Fetched
 from obslib.verdict import Verdict

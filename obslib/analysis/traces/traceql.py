@@ -1,7 +1,7 @@
 """TraceQL that finds each class of broken trace in Tempo, built from a hop profile's names.
 
 Paste a query into Grafana's Tempo explorer (or ``/api/search?q=``) to list the traces the audit
-flags. Keys are the audit's checks (:data:`obslib.analysis.audit.CHECKS`), as ``<check>:<hop>``
+flags. Keys are the audit's checks (:data:`obslib.analysis.traces.checks.CHECKS`), as ``<check>:<hop>``
 for checks about one hop and ``<check>`` for the others, plus ``error`` for spans with status
 error. The missing-hop and detached-hop queries use Tempo's negated structural operators, which
 Tempo marks experimental (they may return false positives); the recorded sample

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from obslib.analysis.exporter_check import exporter_of_series, keda_identity
+from obslib.analysis.crosscheck.exporters import exporter_of_series, keda_identity
 from obslib.catalogue import Catalogue
 from obslib.catalogue.exporters import MetricCatalogue
 from obslib.emit.dashboards import dashboard_models

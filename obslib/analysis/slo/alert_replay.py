@@ -10,13 +10,13 @@ evaluation interval as step gives the same answer for history Prometheus never e
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from obslib.catalogue.alerts import AlertSpec
 from obslib.sources.frames import PROMETHEUS_COLUMNS
+from obslib.sources.prometheus import RangeSource
 
 # One row per episode: a label set matching on consecutive evaluations.
 EPISODE_COLUMNS: dict[str, str] = {
@@ -28,23 +28,7 @@ EPISODE_COLUMNS: dict[str, str] = {
     "resolved_at": "datetime64[ns, UTC]",  # first evaluation that no longer matched
     "fired": "bool",
 }
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _EPOCH = pd.Timestamp(0, tz="UTC")
-
-
-class RangeSource(Protocol):
-    """What the replay needs from a Prometheus source."""
-
-    def query_range(self, promql: str, start: Any, end: Any, step: Any = None) -> pd.DataFrame:
-        """Samples of a range query (PROMETHEUS_COLUMNS plus label columns)."""
-        ...
-
-
-def duration_seconds(text: str) -> int:
-    """``"10m"`` -> 600; ``""`` -> 0."""
-    if not text:
-        return 0
-    return int(text[:-1]) * _UNITS[text[-1]]
 
 
 def _labels(frame: pd.DataFrame) -> pd.Series:
@@ -101,7 +85,7 @@ def replay_alert(
 ) -> pd.DataFrame:
     """Episodes of ``alert`` between ``start`` and ``end`` (EPISODE_COLUMNS)."""
     samples = source.query_range(alert.expr, start, end, step_s)
-    return episodes(samples, alert.name, duration_seconds(alert.for_), step_s)
+    return episodes(samples, alert.name, alert.for_s, step_s)
 
 
 def replay_alerts(

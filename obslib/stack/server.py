@@ -1,38 +1,19 @@
-"""The embedded local stack: a real Prometheus on 127.0.0.1 over backfilled fleet history.
+"""The embedded stack's Prometheus server: start it, find it, say how it is, stop it.
 
-Everything lives in one data directory (``$OBSLIB_STACK_DIR``, default ``<root>/.obslib/stack``
-with the root of :mod:`obslib.paths`, never the working directory)::
-
-    prometheus.yml    written on every start: rule files and optional scrape targets
-    tsdb/             the TSDB; backfilled blocks are built elsewhere and moved in whole
-    prometheus.pid    the running server's pid (it runs in its own process group)
-    prometheus.log    the server's output, appended across starts
-    history/          what the history function wrote, less the OpenMetrics once backfilled
-    stack.lock        held (flock) by whichever ``up`` or ``down`` runs: one at a time per dir
-
-A pid counts as the stack's only while its command line is this directory's Prometheus (the
-``prometheus`` binary with this config file and TSDB); any other process under that pid, a
-kernel thread included, is never taken for it nor signalled.
-
-The port is ``$OBSLIB_STACK_PORT`` (default 19090, clear of the 9090 a system Prometheus
-holds). The history is old data, so retention is set far beyond any history's age.
+See :mod:`obslib.stack` for the data directory; history reaches the TSDB through
+:mod:`obslib.stack.backfill`, and a pid counts as the server's only as :mod:`obslib.stack.processes`
+reads it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import os
 import re
-import shutil
 import signal
-import socket
-import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +23,10 @@ import yaml
 from obslib.errors import ConfigError, StackError
 from obslib.paths import STACK_DIR_ENV, committed, stack_dir
 from obslib.sources.endpoint import Endpoint
+from obslib.stack.backfill import backfill
+from obslib.stack.processes import alive, cmdline, exclusive, find_tool, port_taken
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("obslib.stack")  # one logger for the stack, whichever module speaks
 
 DIR_ENV = STACK_DIR_ENV
 PORT_ENV = "OBSLIB_STACK_PORT"
@@ -87,15 +70,6 @@ class StackStatus:
         return "\n".join(lines)
 
 
-def _tool(name: str) -> str:
-    found = shutil.which(name) or next(
-        (str(p) for p in (Path("/usr/bin") / name, Path("/usr/sbin") / name) if p.exists()), None
-    )
-    if found is None:
-        raise StackError(f"{name} is not installed; install Debian's `prometheus` package")
-    return found
-
-
 def _port_from_env() -> int:
     text = os.environ.get(PORT_ENV, "").strip()
     if not text:
@@ -111,36 +85,6 @@ def default_rule_files() -> list[Path]:
 
     path = committed(RULE_FILE)
     return [path.absolute()] if path.is_file() else []
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and has not exited (a zombie has exited)."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
-
-
-def _cmdline(pid: int) -> list[str]:
-    """The command line of ``pid``; empty while it is still being exec'd, or once it is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
-
-
-def _port_taken(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Prometheus binds
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
 
 
 class LocalStack:
@@ -209,9 +153,9 @@ class LocalStack:
         A reused pid, a kernel thread or a process still being exec'd (empty command line) is
         not: counting it would report a stack that is not there and signal a stranger on down.
         """
-        if not _alive(pid):
+        if not alive(pid):
             return False
-        args = _cmdline(pid)
+        args = cmdline(pid)
         return (
             bool(args)
             and Path(args[0]).name == "prometheus"
@@ -255,51 +199,20 @@ class LocalStack:
             )
         return found
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold the data dir's lock, so one ``up`` or ``down`` runs at a time, across processes.
+    def _locked(self) -> AbstractContextManager[None]:
+        """The data dir's lock, so one ``up`` or ``down`` runs at a time, across processes.
 
         Raises:
             StackError: the directory is unusable, or another process held the lock too long.
         """
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise self._dir_error(exc) from exc
-        try:
-            self._acquire(fd)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # who holds it, for a waiter's message
-            yield
-        finally:
-            os.close(fd)  # releases the lock
-
-    def _acquire(self, fd: int) -> None:
-        deadline = time.monotonic() + LOCK_TIMEOUT_S
-        told = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                pass
-            except OSError as exc:  # e.g. a filesystem without flock
-                raise self._dir_error(exc) from exc
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            if time.monotonic() > deadline:
-                raise StackError(
-                    f"another obslib process (pid {holder}) has held {self.lock_path} for over "
-                    f"{LOCK_TIMEOUT_S:g} s while starting or stopping the stack; wait for it to "
-                    "finish, or stop it, then run again"
-                )
-            if not told:
-                log.warning("waiting for pid %s, which is starting or stopping this stack", holder)
-                told = True
-            time.sleep(0.2)
+        return exclusive(self.lock_path, LOCK_TIMEOUT_S, self._dir_error)
 
     def _port_of(self, pid: int) -> int:
-        for arg in _cmdline(pid):
+        for arg in cmdline(pid):
             if match := _LISTEN_RE.match(arg):
                 return int(match.group(1))
         return self.port
@@ -389,7 +302,7 @@ class LocalStack:
                 )
             self._wait_ready(pid, port, ready_timeout_s, started_here=False, log_from=0)
             return
-        if _port_taken(self.port):
+        if port_taken(self.port):
             raise StackError(
                 f"port {self.port} on 127.0.0.1 is already in use by another program; "
                 f"choose another with `obslib stack up --port N` or {PORT_ENV}=N"
@@ -401,56 +314,11 @@ class LocalStack:
         if missing:
             raise StackError(f"rule file(s) not found: {', '.join(missing)}")
         if history is not None and self._blocks() == 0:
-            self._backfill(history)
+            backfill(history, self.data_dir, self.history_dir, self.tsdb_dir)
         self._write_config(rule_files)
         log_from = self.log_path.stat().st_size if self.log_path.exists() else 0
         pid = self._spawn()
         self._wait_ready(pid, self.port, ready_timeout_s, started_here=True, log_from=log_from)
-
-    def _backfill(self, history: Callable[[Path], Path]) -> None:
-        """Backfill ``history``'s OpenMetrics into a staging dir, then move the blocks in.
-
-        ``history`` may return one OpenMetrics file or a directory of them (one per block
-        window). Only complete blocks reach the TSDB: a promtool failure leaves it untouched.
-        """
-        for leftover in self.data_dir.glob("tsdb-backfill-*"):  # from an interrupted run
-            shutil.rmtree(leftover, ignore_errors=True)
-        self.history_dir.mkdir(exist_ok=True)
-        source = Path(history(self.history_dir))
-        inputs = sorted(p for p in source.iterdir() if p.is_file()) if source.is_dir() else [source]
-        if not inputs or not all(p.is_file() for p in inputs):
-            raise StackError(f"the history function returned {source}: no OpenMetrics file there")
-        staging = Path(tempfile.mkdtemp(prefix="tsdb-backfill-", dir=self.data_dir))
-        try:
-            command = [_tool("promtool"), "tsdb", "create-blocks-from", "openmetrics", "--quiet"]
-
-            def backfill(path: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
-                done = subprocess.run(
-                    [*command, str(path), str(staging)], capture_output=True, text=True, check=False
-                )
-                return path, done
-
-            # One promtool per file, a few at once: each writes its own block (measured in
-            # benchmarks/README.md: 2 workers backfill 14 days in ~10 s instead of ~17 s).
-            with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-                for path, done in pool.map(backfill, inputs):
-                    if done.returncode != 0:
-                        raise StackError(
-                            f"promtool could not backfill {path} (exit {done.returncode}):\n"
-                            f"{done.stderr.strip() or done.stdout.strip()}"
-                        )
-            if self.tsdb_dir.exists():  # e.g. a WAL from an earlier run without history
-                for block in staging.iterdir():
-                    block.rename(self.tsdb_dir / block.name)
-            else:
-                staging.rename(self.tsdb_dir)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        # The blocks hold these samples now; anything else the history wrote (ground truth) stays.
-        if source.is_dir():
-            shutil.rmtree(source)
-        else:
-            source.unlink()
 
     def _write_config(self, rule_files: list[Path]) -> None:
         config: dict[str, object] = {
@@ -472,7 +340,7 @@ class LocalStack:
     def _spawn(self) -> int:
         """Start Prometheus detached: own session and process group, output to the log file."""
         argv = [
-            _tool("prometheus"),
+            find_tool("prometheus"),
             f"--config.file={self.config_path}",
             f"--storage.tsdb.path={self.tsdb_dir}",
             f"--storage.tsdb.retention.time={RETENTION}",
@@ -512,7 +380,7 @@ class LocalStack:
     ) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if not alive(pid):
                 self.pid_path.unlink(missing_ok=True)
                 raise StackError(
                     f"prometheus exited while starting; the end of {self.log_path}:\n"
@@ -556,13 +424,13 @@ class LocalStack:
             except ProcessLookupError:
                 break
             deadline = time.monotonic() + wait_s
-            while _alive(pid) and time.monotonic() < deadline:
+            while alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if not _alive(pid):
+            if not alive(pid):
                 break
             if sig == signal.SIGTERM:
                 log.warning("prometheus (pid %d) ignored SIGTERM for %g s; killing it", pid, wait_s)
-        if _alive(pid):
+        if alive(pid):
             raise StackError(f"prometheus (pid {pid}) survived SIGKILL; stop it by hand")
         self.pid_path.unlink(missing_ok=True)
         return True

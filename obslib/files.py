@@ -1,4 +1,8 @@
-"""Sinks: serialise and write artifacts atomically. Renderers elsewhere stay pure."""
+"""Files for every layer: stable JSON and YAML text, and writes that are whole or not at all.
+
+Renderers elsewhere stay pure (objects in, text out); this is the one sink. A write goes to a
+temporary file beside its target and is renamed over it, so a reader never sees half a file.
+"""
 
 from __future__ import annotations
 
