@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from obslib.analysis.audit import audit_traces
+from obslib.analysis import audit_traces
 from obslib.collector import OtlpCollector
 from obslib.sources.otlp_files import read_logs_with_skips, read_spans_with_skips
 from tests.collector import Reply
