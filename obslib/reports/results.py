@@ -32,7 +32,6 @@ KEY_PACKAGES = (
     "plotly",
     "papermill",
     "nbconvert",
-    "prometheus-api-client",
     "opentelemetry-proto",
     "agent-client-protocol",
 )
