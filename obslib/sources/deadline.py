@@ -71,6 +71,34 @@ class _Watch:
 _WATCH: ContextVar[_Watch | None] = ContextVar("obslib_http_watch", default=None)
 
 
+class _Alarm(threading.Thread):
+    """Calls ``action`` once at ``deadline`` (on ``time.monotonic``) unless cancelled first.
+
+    It sleeps in short steps instead of waiting on a timed condition (as ``threading.Timer``
+    does): a timed condition wait never wakes when the date is shifted with faketime, as the
+    README's date check does, while a plain sleep does.
+    """
+
+    STEP_S = 0.05
+
+    def __init__(self, deadline: float, action: Callable[[], None]) -> None:
+        super().__init__(daemon=True, name="obslib-http-deadline")
+        self.deadline, self.action, self.cancelled = deadline, action, False
+
+    def run(self) -> None:
+        """Sleep until the deadline, then act, unless cancelled meanwhile."""
+        while not self.cancelled:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                self.action()
+                return
+            time.sleep(min(left, self.STEP_S))
+
+    def cancel(self) -> None:
+        """Do not act (the answer's headers arrived in time)."""
+        self.cancelled = True
+
+
 class _HeadersDeadline:
     """Mixed into urllib3's connections: stop waiting for the status line and headers in time.
 
@@ -85,13 +113,12 @@ class _HeadersDeadline:
         watch = _WATCH.get()
         if watch is None:
             return super().getresponse(*args, **kwargs)  # type: ignore[misc]
-        timer = threading.Timer(max(watch.deadline - time.monotonic(), 0.0), self._stop, [watch])
-        timer.daemon = True
-        timer.start()
+        alarm = _Alarm(watch.deadline, lambda: self._stop(watch))
+        alarm.start()
         try:
             return super().getresponse(*args, **kwargs)  # type: ignore[misc]
         finally:
-            timer.cancel()
+            alarm.cancel()
 
     def _stop(self, watch: _Watch) -> None:
         watch.fired = True

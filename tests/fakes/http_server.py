@@ -10,6 +10,7 @@ manager: the server is stopped on exit even when the test fails, trickles includ
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -104,7 +105,11 @@ class FakeServer:
             def _trickle(self, data: bytes, reply: Reply) -> None:
                 try:
                     for i in range(len(data)):
-                        if fake._stopping.wait(reply.trickle_s if i else 0):
+                        # time.sleep, not Event.wait(timeout): under faketime (the date check
+                        # of the README) a timed condition wait never wakes up.
+                        if i:
+                            time.sleep(reply.trickle_s)
+                        if fake._stopping.is_set():
                             return
                         self.wfile.write(data[i : i + 1])
                         self.wfile.flush()
