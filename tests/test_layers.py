@@ -38,9 +38,6 @@ ALLOWED: dict[str, set[str]] = {
     "settings": {"errors", "redact", "values_file"},
     "catalogue": {"settings", "errors", "redact", "values_file", "durations"},
 }
-# A cycle known and owned elsewhere: TempoSource.window_spans delegates (lazily) to
-# tempo_window.read_window, which builds on TempoSource. It goes when window_spans becomes a
-# function of tempo_window and its callers call that (tempo_window.py and reports/inputs.py).
 
 
 def module_name(path: Path) -> str:

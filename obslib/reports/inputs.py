@@ -259,7 +259,7 @@ def window_spans(
     """The spans a trace audit reads: a file's, Tempo's for the window, or the reference run's.
 
     A file is read whole (its own time range is the report's window); Tempo is read for
-    ``[start, end)`` (see :meth:`~obslib.sources.tempo.TempoSource.window_spans`); with neither,
+    ``[start, end)`` (see :func:`~obslib.sources.tempo_window.window_spans`); with neither,
     the latest reference run is read (one is started when there is none).
     """
     if traces_path:

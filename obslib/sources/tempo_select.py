@@ -38,15 +38,15 @@ INTRINSICS = (
     "instrumentation:name",
 )
 DEFAULT_FILTER = f'{{ resource.service.name =~ "{SERVICE_PREFIX}.*" }}'
-# How selected fields come back (unscoped, some renamed) -> what they are.
-_RETURNED = {
-    "span:parentID": "parent",
-    "kind": "kind",
-    "status": "status",
-    "statusMessage": "status_message",
-    "instrumentation:name": "scope",
-    "service.name": "service",
-}
+# The names selected fields come back under (unscoped, some intrinsics renamed).
+_RETURNED = (
+    "span:parentID",
+    "kind",
+    "status",
+    "statusMessage",
+    "instrumentation:name",
+    "service.name",
+)
 _NO_PARENT = "0" * 16
 
 
@@ -72,49 +72,65 @@ class TraceHit:
         return self.matched > self.spans
 
 
-def _value(item: Mapping[str, Any]) -> str:
-    value = item.get("value") or {}
-    for key in ("stringValue", "intValue", "doubleValue", "boolValue"):
-        if key in value:
-            return str(value[key])
-    return ""
+_SCALARS = frozenset(("stringValue", "intValue", "doubleValue", "boolValue"))
+_WANTED = frozenset((*_RETURNED, *SPAN_ATTRIBUTES))
+
+
+def _fields(span: Mapping[str, Any]) -> dict[str, str]:
+    """The span's selected fields the reader uses, as strings (other keys and kinds are left out)."""
+    fields = {}
+    for item in span.get("attributes") or ():
+        key = item.get("key")
+        if key not in _WANTED:
+            continue
+        for kind, value in (item.get("value") or {}).items():
+            if kind in _SCALARS:
+                fields[key] = value if type(value) is str else str(value)
+                break
+        else:
+            fields[key] = ""
+    return fields
 
 
 def _span_row(trace_id: str, span: Mapping[str, Any]) -> dict[str, Any]:
-    fields = {str(a.get("key")): _value(a) for a in span.get("attributes") or ()}
-    named = {_RETURNED[k]: v for k, v in fields.items() if k in _RETURNED}
-    attrs = {a: fields[a] for a in SPAN_ATTRIBUTES if a in fields}
-    parent = named.get("parent", "").lower()
+    fields = _fields(span)
+    parent = fields.get("span:parentID", "").lower()
     start = int(span.get("startTimeUnixNano") or 0)
     end = start + int(span.get("durationNanos") or 0)
-    service = named.get("service", "")
+    service = fields.get("service.name", "")
     return {
         "trace_id": trace_id,
         "span_id": str(span.get("spanID", "")).lower().rjust(16, "0"),
         "parent_span_id": "" if not parent or parent == _NO_PARENT else parent.rjust(16, "0"),
         "name": str(span.get("name", "")),
-        "kind": named.get("kind", "unspecified").upper(),
+        "kind": fields.get("kind", "unspecified").upper(),
         "service_name": service,
-        "scope_name": named.get("scope", ""),
+        "scope_name": fields.get("instrumentation:name", ""),
         "start_ns": start,
         "end_ns": end,
         "duration_ns": end - start,
-        "status_code": named.get("status", "unset").upper(),
-        "status_message": named.get("status_message", ""),
-        "task_id": attrs.get(TASK_ID, ""),
-        "agent_type": attrs.get(AGENT_TYPE, ""),
-        "destination": attrs.get(DESTINATION, ""),
-        "attributes": attrs,
+        "status_code": fields.get("status", "unset").upper(),
+        "status_message": fields.get("statusMessage", ""),
+        "task_id": fields.get(TASK_ID, ""),
+        "agent_type": fields.get(AGENT_TYPE, ""),
+        "destination": fields.get(DESTINATION, ""),
+        "attributes": {a: fields[a] for a in SPAN_ATTRIBUTES if a in fields},
         "resource_attributes": {"service.name": service} if service else {},
         "partial": False,
     }
+
+
+def _is_among(span: Mapping[str, Any], spans: dict[Any, list[Mapping[str, Any]]]) -> bool:
+    """Whether a span equal in every field to ``span`` is in ``spans`` (keyed by span id)."""
+    return any(span == other for other in spans.get(span.get("spanID"), ()))
 
 
 def spans_from_select(body: Any) -> tuple[pd.DataFrame, list[TraceHit], int]:
     """Spans of a ``select()`` search answer, its traces, and the span copies collapsed.
 
     A span repeated across a trace's span sets is one span; a span twice in one span set is an
-    identical copy (an exporter's retry) and counted.
+    identical copy (an exporter's retry) and counted. Spans that share an id but differ in any
+    field are all kept (the audit reports the duplicate id).
 
     Raises:
         ValueError: the body is not a search answer.
@@ -127,21 +143,21 @@ def spans_from_select(body: Any) -> tuple[pd.DataFrame, list[TraceHit], int]:
     for trace in body.get("traces") or []:
         trace_id = hex_trace_id(str(trace.get("traceID", "")))
         sets = trace.get("spanSets") or ([trace["spanSet"]] if trace.get("spanSet") else [])
-        seen: set[str] = set()
+        seen: dict[Any, list[Mapping[str, Any]]] = {}  # span id -> distinct spans of the trace
+        mine: list[dict[str, Any]] = []
         matched = 0
         for span_set in sets:
             matched = max(matched, int(span_set.get("matched") or 0))
-            in_set: set[str] = set()
+            in_set: dict[Any, list[Mapping[str, Any]]] = {}
             for span in span_set.get("spans") or []:
-                key = repr(sorted(span.items(), key=lambda kv: kv[0]))
-                if key in in_set:
+                if _is_among(span, in_set):
                     copies += 1
                     continue
-                in_set.add(key)
-                if key not in seen:
-                    seen.add(key)
-                    rows.append(_span_row(trace_id, span))
-        mine = rows[len(rows) - len(seen) :]
+                in_set.setdefault(span.get("spanID"), []).append(span)
+                if not _is_among(span, seen):
+                    seen.setdefault(span.get("spanID"), []).append(span)
+                    mine.append(_span_row(trace_id, span))
+        rows += mine
         start = int(trace.get("startTimeUnixNano") or 0)
         ends = [r["end_ns"] for r in mine]
         starts = [r["start_ns"] for r in mine]
@@ -151,7 +167,7 @@ def spans_from_select(body: Any) -> tuple[pd.DataFrame, list[TraceHit], int]:
                 trace_id,
                 min([start, *starts]) if start else min(starts, default=0),
                 max([duration_end, *ends]),
-                len(seen),
+                len(mine),
                 matched,
             )
         )

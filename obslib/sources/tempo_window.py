@@ -79,8 +79,9 @@ def server_now(source: TempoSource) -> float:
 class _Slices:
     """What the slice searches found so far (mutated by one thread only)."""
 
-    frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # trace id -> spans
+    answers: list[pd.DataFrame] = field(default_factory=list)  # one frame per slice read
     hits: dict[str, TraceHit] = field(default_factory=dict)
+    answer_of: dict[str, int] = field(default_factory=dict)  # trace id -> its fullest answer
     copies: int = 0
     searches: int = 0
     splits: int = 0
@@ -88,12 +89,24 @@ class _Slices:
 
     def add(self, frame: pd.DataFrame, hits: list[TraceHit], copies: int) -> None:
         self.copies += copies
-        for trace_id, spans in frame.groupby("trace_id", sort=False):
-            hit = next(h for h in hits if h.trace_id == trace_id)
-            kept = self.hits.get(str(trace_id))
+        index = len(self.answers)
+        self.answers.append(frame)
+        for hit in hits:
+            if not hit.spans and not hit.cut:
+                continue  # nothing of it returned, and nothing said to be missing
+            kept = self.hits.get(hit.trace_id)
             if kept is None or hit.spans > kept.spans:  # the fullest answer of a trace wins
-                self.hits[str(trace_id)] = hit
-                self.frames[str(trace_id)] = spans
+                self.hits[hit.trace_id] = hit
+                self.answer_of[hit.trace_id] = index
+
+    def spans(self) -> pd.DataFrame:
+        """Every trace's spans from its fullest answer (a trace in two slices is read once)."""
+        kept = [
+            frame[frame["trace_id"].map(self.answer_of).eq(index)]
+            for index, frame in enumerate(self.answers)
+            if not frame.empty
+        ]
+        return pd.concat(kept, ignore_index=True) if kept else empty_frame(SPAN_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -137,8 +150,7 @@ def read_window(
             )
         )
     found = _search_slices(source, start_s, max(start_s, searchable_end), options)
-    frames = list(found.frames.values())
-    spans = pd.concat(frames, ignore_index=True) if frames else empty_frame(SPAN_COLUMNS)
+    spans = found.spans()
     outside = {
         h.trace_id
         for h in found.hits.values()

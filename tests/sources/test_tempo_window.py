@@ -99,6 +99,26 @@ def test_matched_above_the_spans_returned_marks_a_cut_span_set():
     assert len(spans) == 15 and all(h.cut and h.matched == 12 and h.spans == 5 for h in hits)
 
 
+def test_a_span_twice_in_a_set_is_a_copy_one_in_two_sets_is_one_span_and_a_reused_id_stays():
+    answer = body("search-select-spss.json")
+    trace = answer["traces"][0]
+    spans = trace["spanSets"][0]["spans"]
+    first, second = spans[0], spans[1]
+    reused = {**second, "spanID": first["spanID"]}  # another span with the first one's id
+    trace["spanSets"] = [
+        {"spans": [*spans, dict(first)], "matched": len(spans)},  # an exporter's retry
+        {"spans": [second], "matched": 1},  # the same span in a second span set
+        {"spans": [reused], "matched": 1},
+    ]
+    trace.pop("spanSet", None)
+    frame, hits, copies = spans_from_select(answer)
+    mine = frame[frame["trace_id"] == hits[0].trace_id]
+    assert copies == 1
+    assert len(mine) == len(spans) + 1 and hits[0].spans == len(spans) + 1
+    same_id = mine[mine["span_id"] == mine["span_id"].iloc[0]]
+    assert sorted(same_id["name"]) == sorted([first["name"], second["name"]])
+
+
 def test_the_select_query_asks_for_every_field_the_audit_reads():
     query = select_query()
     assert query.startswith('{ resource.service.name =~ "daedalus-.*" } | select(')
