@@ -77,7 +77,7 @@ _WANTED = frozenset((*_RETURNED, *SPAN_ATTRIBUTES))
 
 
 def _fields(span: Mapping[str, Any]) -> dict[str, str]:
-    """The span's selected fields the reader uses, as strings (other keys and kinds are left out)."""
+    """The span's fields the reader uses, as strings; a value of no scalar kind reads as ""."""
     fields = {}
     for item in span.get("attributes") or ():
         key = item.get("key")
