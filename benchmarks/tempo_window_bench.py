@@ -13,8 +13,8 @@ It answers at latencies taken from the real server on this 2-core machine (see
 it returns, and trace-by-id lookups queue behind one another at ``--by-id`` each (Tempo's CPU
 per lookup, about 40 a second). The parent reads the window with
 ``obslib.sources.tempo_window.window_spans`` and reports wall time, CPU time, peak resident
-memory, the number of requests by route, and whether every task arrived whole (its spans equal to the pushed ones,
-and the audit of the read spans equal to the audit of the pushed spans).
+memory, the number of requests by route, and whether every task arrived whole (its spans equal
+to the pushed ones, and the audit of the read spans equal to the audit of the pushed spans).
 """
 
 from __future__ import annotations
